@@ -1,0 +1,1 @@
+//! classalloc's benchmark suite: workloads run against classalloc and its peers.
