@@ -26,9 +26,10 @@ fn churn(c: &mut Criterion) {
         for &allocator in Allocator::ALL {
             let mut churn = Churn::new(size, CHURN_OBJECTS);
             group.throughput(Throughput::Elements(churn.operations_per_round()));
-            group.bench_function(BenchmarkId::new(allocator.name(), size), |b| {
-                with_allocator!(allocator, alloc => b.iter(|| churn.round(alloc)))
-            });
+            group.bench_function(
+                BenchmarkId::new(allocator.name(), size),
+                |b| with_allocator!(allocator, alloc => b.iter(|| churn.round(alloc))),
+            );
         }
     }
     group.finish();

@@ -41,7 +41,10 @@ pub fn run<A: GlobalAlloc + Sync>(alloc: &A, config: LarsonConfig) -> (u64, f64)
                 .map(|_| {
                     let size = rng.between(MIN_SIZE, MAX_SIZE);
                     // SAFETY: size >= 8.
-                    (unsafe { alloc_or_die(alloc, layout_for(size)) } as usize, size)
+                    (
+                        unsafe { alloc_or_die(alloc, layout_for(size)) } as usize,
+                        size,
+                    )
                 })
                 .collect()
         })

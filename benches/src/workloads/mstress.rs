@@ -119,5 +119,8 @@ pub fn run<A: GlobalAlloc + Sync>(alloc: &A, config: MstressConfig) -> (u64, f64
             check_and_free(alloc, object);
         }
     }
-    ((config.threads * config.rounds * config.steps) as u64, seconds)
+    (
+        (config.threads * config.rounds * config.steps) as u64,
+        seconds,
+    )
 }

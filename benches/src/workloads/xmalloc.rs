@@ -39,7 +39,9 @@ pub fn run<A: GlobalAlloc + Sync>(alloc: &A, workers: usize, batches: usize) -> 
                             }
                         })
                         .collect();
-                    sender.send(batch).expect("the consumer outlives the producer");
+                    sender
+                        .send(batch)
+                        .expect("the consumer outlives the producer");
                 }
             });
             scope.spawn(move || {
