@@ -11,6 +11,11 @@ pub use seed_api::{calloc, free, malloc, realloc, recalloc, try_free};
 
 use classalloc_slab::Slab;
 
+/// The workspace README's examples, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct WorkspaceReadme;
+
 /// The process-wide slab behind [`Global`] and the seed's functions.
 static SLAB: Slab = Slab::new();
 
