@@ -20,6 +20,14 @@ enum Route {
     Large { align: usize },
 }
 
+/// A `Layout` from raw numbers, with the reason when there is none.
+pub fn checked_layout(size: usize, align: usize) -> Result<Layout, AllocError> {
+    if !align.is_power_of_two() {
+        return Err(AllocError::BadAlignment);
+    }
+    Layout::from_size_align(size, align).map_err(|_| AllocError::TooLarge)
+}
+
 /// Routes a `Layout`'s size and alignment (alignment already known to be a power of two).
 #[inline(always)]
 fn route_layout(size: usize, align: usize) -> Result<Route, AllocError> {
@@ -169,6 +177,13 @@ impl<C: SlabConfig> Slab<C> {
         let new = route_layout(new_size, layout.align())?;
         // SAFETY: forwarded contract.
         unsafe { self.realloc_routed(ptr, old, layout.size(), new, new_size) }
+    }
+
+    /// Allocates `size` bytes aligned to `align`, given as raw numbers (as C's `aligned_alloc` gets them):
+    /// [`AllocError::BadAlignment`] unless `align` is a power of two. Free with [`dealloc`](Self::dealloc)
+    /// and the same size and alignment.
+    pub fn alloc_aligned(&self, size: usize, align: usize) -> Result<NonNull<[u8]>, AllocError> {
+        self.alloc(checked_layout(size, align)?)
     }
 
     // ----- the seed's size-only API ----------------------------------------------------------------

@@ -456,3 +456,27 @@ fn threads_on_shared_and_separate_classes_keep_contents_intact() {
     }
     assert_eq!(SLAB.totals().live_objects, 0);
 }
+
+#[test]
+fn raw_alignments_are_checked() {
+    let slab = Slab::new();
+    for align in [0, 3, 24, 4097, usize::MAX] {
+        assert_eq!(
+            slab.alloc_aligned(64, align),
+            Err(AllocError::BadAlignment),
+            "{align}"
+        );
+    }
+    assert_eq!(
+        slab.alloc_aligned(usize::MAX - 10, 8),
+        Err(AllocError::TooLarge)
+    );
+    assert_eq!(slab.alloc_aligned(0, 8), Err(AllocError::ZeroSize));
+    let block = slab.alloc_aligned(40, 32).unwrap();
+    assert_eq!(block.cast::<u8>().as_ptr() as usize % 32, 0);
+    // SAFETY: allocated just above with (40, 32).
+    unsafe {
+        slab.dealloc(block.cast(), Layout::from_size_align(40, 32).unwrap())
+            .unwrap()
+    };
+}

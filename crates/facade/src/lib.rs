@@ -7,7 +7,9 @@ pub use classalloc_slab::{
     AllocError, BlockGeometry, ClassStats, FreeError, LargeStats, SizeClass, Totals,
 };
 pub use global::Global;
-pub use seed_api::{calloc, free, malloc, realloc, recalloc, try_free};
+pub use seed_api::{
+    aligned_alloc, aligned_free, calloc, free, malloc, realloc, recalloc, try_free,
+};
 
 use classalloc_slab::Slab;
 

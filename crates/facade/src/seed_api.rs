@@ -18,6 +18,34 @@ pub fn calloc(size: usize) -> *mut u8 {
     SLAB.calloc(size).map_or(ptr::null_mut(), NonNull::as_ptr)
 }
 
+/// Allocates `size` bytes aligned to `align` (any power of two; above 4096 whole pages are mapped). Null
+/// when `align` is not a power of two, for size 0, for sizes whose rounding overflows, and when the OS
+/// refuses memory. Free with [`aligned_free`] and the same size and alignment.
+#[inline]
+pub fn aligned_alloc(size: usize, align: usize) -> *mut u8 {
+    SLAB.alloc_aligned(size, align)
+        .map_or(ptr::null_mut(), |block| block.as_ptr().cast())
+}
+
+/// Frees an allocation of [`aligned_alloc`]. A null `ptr` is ignored; a detected misuse aborts with a
+/// message naming it.
+///
+/// # Safety
+/// `ptr` is null or was returned by [`aligned_alloc`] with `size` and `align`, and is not used afterwards.
+pub unsafe fn aligned_free(ptr: *mut u8, size: usize, align: usize) {
+    let Some(nonnull) = NonNull::new(ptr) else {
+        return;
+    };
+    let result = match classalloc_slab::checked_layout(size, align) {
+        // SAFETY: forwarded contract.
+        Ok(layout) => unsafe { SLAB.dealloc(nonnull, layout) },
+        Err(_) => Err(FreeError::NotASlot),
+    };
+    if let Err(error) = result {
+        misuse(error, ptr, size);
+    }
+}
+
 /// Frees an allocation of `size` bytes. A null `ptr` is ignored. A free the allocator can tell is wrong
 /// (size 0, a pointer that is not an allocated slot of `size`'s class, a block with nothing live) aborts
 /// the process with a message naming it; use [`try_free`] to get the error instead.

@@ -66,3 +66,16 @@ fn over_aligned_layouts_are_honoured() {
     assert_eq!(&*huge as *const Huge as usize % 65536, 0);
     assert_eq!(huge.0 + pages[9].0[4095], 4);
 }
+
+#[test]
+fn aligned_alloc_checks_its_alignment() {
+    assert!(classalloc::aligned_alloc(64, 3).is_null());
+    assert!(classalloc::aligned_alloc(64, 0).is_null());
+    assert!(classalloc::aligned_alloc(0, 64).is_null());
+    for align in [1, 64, 4096, 1 << 16] {
+        let p = classalloc::aligned_alloc(100, align);
+        assert!(!p.is_null() && p as usize % align == 0);
+        // SAFETY: allocated just above with (100, align).
+        unsafe { classalloc::aligned_free(p, 100, align) };
+    }
+}
