@@ -116,15 +116,17 @@ fn asan(extra: &[String]) -> TaskResult {
     let target = workspace_root().join("target").join("asan");
     let mut command = cargo();
     command
-        .args(["test", "--workspace", "--target", "x86_64-unknown-linux-gnu"])
+        .args([
+            "test",
+            "--workspace",
+            "--target",
+            "x86_64-unknown-linux-gnu",
+        ])
         .arg("--target-dir")
         .arg(&target)
         .args(extra)
         .env("RUSTC_BOOTSTRAP", "1")
-        .env(
-            "RUSTFLAGS",
-            "-Zsanitizer=address --cfg classalloc_asan",
-        )
+        .env("RUSTFLAGS", "-Zsanitizer=address --cfg classalloc_asan")
         .env("RUSTDOCFLAGS", "-Zsanitizer=address --cfg classalloc_asan")
         .env("ASAN_OPTIONS", "detect_leaks=0");
     run("tests under AddressSanitizer", &mut command)

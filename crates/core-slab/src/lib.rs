@@ -1,1 +1,19 @@
 #![doc = include_str!("../README.md")]
+
+mod block;
+mod class;
+mod error;
+pub mod fatal;
+mod geometry;
+mod head;
+mod large;
+pub mod os;
+mod slab;
+mod stats;
+mod sync;
+
+pub use class::{SizeClass, CLASS_COUNT, MAX_SMALL_ALIGN, MAX_SMALL_SIZE};
+pub use error::{AllocError, FreeError};
+pub use geometry::{BlockGeometry, Geometry, SeedConfig, SlabConfig};
+pub use slab::{checked_layout, size_only_alignment, Slab};
+pub use stats::{ClassStats, LargeStats, Totals};

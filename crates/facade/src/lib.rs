@@ -1,1 +1,45 @@
 #![doc = include_str!("../README.md")]
+
+mod global;
+mod seed_api;
+
+pub use classalloc_slab::{
+    AllocError, BlockGeometry, ClassStats, FreeError, LargeStats, SizeClass, Totals,
+};
+pub use global::Global;
+pub use seed_api::{
+    aligned_alloc, aligned_free, calloc, free, malloc, realloc, recalloc, try_free,
+};
+
+use classalloc_slab::Slab;
+
+/// The workspace README's examples, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct WorkspaceReadme;
+
+/// The process-wide slab behind [`Global`] and the seed's functions.
+static SLAB: Slab = Slab::new();
+
+/// The counters of every size class, smallest first.
+pub fn stats() -> impl Iterator<Item = ClassStats> {
+    SLAB.stats()
+}
+
+/// The counters of allocations mapped directly from the OS (above 8 KiB).
+pub fn large_stats() -> LargeStats {
+    SLAB.large_stats()
+}
+
+/// Totals over every size class and the large allocations.
+pub fn totals() -> Totals {
+    SLAB.totals()
+}
+
+/// Aborts on a misuse the allocator detected (a free that does not match an allocation); going on could
+/// corrupt memory.
+#[cold]
+#[inline(never)]
+fn misuse(what: FreeError, ptr: *mut u8, size: usize) -> ! {
+    classalloc_slab::fatal::abort_with(format_args!("{what}: {ptr:p} ({size} B)"))
+}

@@ -1,0 +1,184 @@
+//! Blocks: a header at the base of a power-of-two, self-aligned region, then the slots.
+//!
+//! Two layouts share one interface ([`Block`]) so the head's list and lock protocol is written once:
+//! - [`IndexedHeader`]: slots addressed by a 16- or 32-bit index; a free slot holds the index of the next
+//!   free slot, never-used slots come from a bump index (classes 2 B and up);
+//! - [`TinyHeader`]: class 1 B, one page of sub-blocks whose 1-byte slots hold 8-bit indices.
+//!
+//! Locking: a block's own lock guards its slot state (free list, bump index, live count, pending count);
+//! its list links belong to its head and are only touched under the head's lock.
+
+mod indexed;
+mod tiny;
+
+pub(crate) use indexed::IndexedHeader;
+pub(crate) use tiny::{TinyHeader, TINY_SLOTS_PER_SUBBLOCK, TINY_SUBBLOCKS, TINY_SUBBLOCK_DATA};
+
+use crate::error::FreeError;
+use crate::geometry::ClassLayout;
+use crate::os::PAGE_SIZE;
+use crate::sync::Lock;
+use core::ptr::NonNull;
+
+/// A slot taken from a block.
+pub(crate) struct Popped {
+    pub(crate) slot: NonNull<u8>,
+    /// The slot has never been handed out since the block was mapped, so it is still zero.
+    pub(crate) fresh: bool,
+    /// Bytes of the block that became resident by handing this slot out (bump allocation into new pages).
+    pub(crate) new_resident: usize,
+}
+
+/// What a slot's return changed.
+pub(crate) struct Pushed {
+    /// The block had no free slot before (so it is not on its head's list).
+    pub(crate) was_full: bool,
+    /// The block holds no live slot any more.
+    pub(crate) now_empty: bool,
+}
+
+/// The interface the head needs from a block header.
+///
+/// # Safety
+/// Implementors are `#[repr(C)]` headers that fit before `ClassLayout::data_offset` and hold only
+/// interior-mutable state, so shared references to them never overlap slot memory.
+pub(crate) unsafe trait Block: Sized {
+    /// Writes the header of a freshly mapped (zeroed) block and returns it.
+    ///
+    /// # Safety
+    /// `base` is the start of a zeroed, writable block of `layout.block_size()` bytes aligned to its size,
+    /// not yet shared with anyone; the reference is used only while the block stays mapped.
+    unsafe fn init<'a>(base: NonNull<u8>, class: u8, layout: &ClassLayout) -> &'a Self;
+
+    /// The header of the block at `base`.
+    ///
+    /// # Safety
+    /// `base` holds an initialised header of this type, and stays mapped while the reference is used.
+    #[inline(always)]
+    unsafe fn at<'a>(base: NonNull<u8>) -> &'a Self {
+        // SAFETY: per the contract, `base` points at a live header of type Self.
+        unsafe { base.cast::<Self>().as_ref() }
+    }
+
+    /// Drops the header in place before the block is unmapped (loom's primitives must be dropped).
+    ///
+    /// # Safety
+    /// No reference to the header is used afterwards and its lock is not held.
+    unsafe fn destroy(base: NonNull<u8>) {
+        // SAFETY: per the contract the header is initialised and no longer used.
+        unsafe { core::ptr::drop_in_place(base.cast::<Self>().as_ptr()) }
+    }
+
+    /// Whether a block mapped at `base` can be put on a list (compressed links need small addresses).
+    fn can_link(_base: NonNull<u8>, _layout: &ClassLayout) -> bool {
+        true
+    }
+
+    /// The block's lock.
+    fn lock(&self) -> &Lock;
+
+    /// The size class index written at initialisation.
+    fn class(&self) -> u8;
+
+    /// Takes a free slot, if any.
+    ///
+    /// # Safety
+    /// The caller holds the block's lock; `layout` is the block's class layout.
+    unsafe fn pop(&self, layout: &ClassLayout) -> Option<Popped>;
+
+    /// Returns the slot at `ptr`, validating that it is a slot start that was handed out.
+    ///
+    /// # Safety
+    /// The caller holds the block's lock; `ptr` lies in this block; `layout` is the block's class layout.
+    unsafe fn push(&self, ptr: NonNull<u8>, layout: &ClassLayout) -> Result<Pushed, FreeError>;
+
+    /// Whether a `pop` would succeed.
+    ///
+    /// # Safety
+    /// The caller holds the block's lock.
+    unsafe fn has_free(&self, layout: &ClassLayout) -> bool;
+
+    /// Whether no slot is live.
+    ///
+    /// # Safety
+    /// The caller holds the block's lock.
+    unsafe fn is_empty(&self) -> bool;
+
+    /// Number of live slots.
+    ///
+    /// # Safety
+    /// The caller holds the block's lock.
+    unsafe fn live(&self) -> usize;
+
+    /// Bytes of the block that the allocator has made resident (header page and slots handed out).
+    ///
+    /// # Safety
+    /// The caller holds the block's lock.
+    unsafe fn resident_bytes(&self, layout: &ClassLayout) -> usize;
+
+    /// Threads that released this block's lock to take its head's lock and settle its list membership;
+    /// a block with pending threads is never unmapped.
+    ///
+    /// # Safety
+    /// The caller holds the block's lock.
+    unsafe fn pending(&self) -> u32;
+
+    /// Sets the pending count.
+    ///
+    /// # Safety
+    /// The caller holds the block's lock.
+    unsafe fn set_pending(&self, pending: u32);
+
+    /// The next block on the head's list (null at the end).
+    ///
+    /// # Safety
+    /// The caller holds the head's lock.
+    unsafe fn next(&self, layout: &ClassLayout) -> *mut u8;
+
+    /// The previous block on the head's list (null at the front or when not listed).
+    ///
+    /// # Safety
+    /// The caller holds the head's lock.
+    unsafe fn prev(&self, layout: &ClassLayout) -> *mut u8;
+
+    /// Sets the next link.
+    ///
+    /// # Safety
+    /// The caller holds the head's lock; `next` is null or a block of the same class.
+    unsafe fn set_next(&self, next: *mut u8, layout: &ClassLayout);
+
+    /// Sets the previous link.
+    ///
+    /// # Safety
+    /// The caller holds the head's lock; `prev` is null or a block of the same class.
+    unsafe fn set_prev(&self, prev: *mut u8, layout: &ClassLayout);
+}
+
+/// Bytes the allocator has made resident in an indexed block whose first `bump` slots were handed out:
+/// the header page, plus every page the handed-out slots touch.
+pub(crate) const fn touched_bytes(layout: &ClassLayout, bump: usize) -> usize {
+    let data_offset = layout.data_offset as usize;
+    if bump == 0 {
+        return PAGE_SIZE;
+    }
+    let end = data_offset + bump * layout.slot_size as usize;
+    let end_page = (end + PAGE_SIZE - 1) & !(PAGE_SIZE - 1);
+    let first_data_page = data_offset & !(PAGE_SIZE - 1);
+    let data = end_page - first_data_page;
+    if first_data_page == 0 {
+        data
+    } else {
+        PAGE_SIZE + data
+    }
+}
+
+/// Aborts on a free list that points outside the handed-out slots: a write into a freed slot (use after
+/// free) corrupted it, and going on would hand out memory outside the block.
+#[cold]
+#[inline(never)]
+pub(crate) fn corrupted_free_list(class_slot_size: u32, next: usize) -> ! {
+    crate::fatal::abort_with(format_args!(
+        "free list of the {class_slot_size} B class is corrupted (next index {next}): a freed slot was \
+         written to (use after free?)"
+    ))
+}

@@ -1,0 +1,353 @@
+//! A head: one per size class (and, in the registry above, per lifetime class). It owns the list of blocks
+//! that have a free slot and the class's counters.
+//!
+//! Lock protocol (the seed's "a lock per head and a lock per block"):
+//! - allocation takes the head lock, then the first listed block's lock, pops a slot, unlinks the block if it
+//!   became full;
+//! - a free takes only the block's lock, unless the free changes the block's list membership (the block was
+//!   full, or is now empty); then it marks itself *pending* on the block, drops the block lock, takes the
+//!   head lock and the block lock again (head before block, always), and *settles* the block;
+//! - a block is unmapped only under both locks, with no live slot and no pending thread, so no thread can
+//!   still be on its way to its lock.
+//!
+//! Architecture invariant: a block is on its head's list iff it has a free slot, except between a free that
+//! found it full and that free's settle (the block is then pending and unreachable by allocation).
+
+use crate::block::{Block, Popped};
+use crate::error::{AllocError, FreeError};
+use crate::geometry::ClassLayout;
+use crate::os::{self, PAGE_SIZE};
+use crate::sync::{
+    acquire, new_lock, read, write, AtomicUsize, Lock, LockedCounter, Ordering, UnsafeCell,
+};
+use core::ptr::{self, NonNull};
+
+/// The blocks with a free slot, and at most one empty block kept as a spare.
+#[derive(Clone, Copy)]
+struct BlockList {
+    first: *mut u8,
+    last: *mut u8,
+    /// An empty block kept mapped so that a class hovering at a block boundary does not map and unmap.
+    spare: *mut u8,
+}
+
+impl BlockList {
+    const EMPTY: BlockList = BlockList {
+        first: ptr::null_mut(),
+        last: ptr::null_mut(),
+        spare: ptr::null_mut(),
+    };
+
+    /// # Safety
+    /// Head lock held; `base` is a block of this head.
+    unsafe fn contains<B: Block>(&self, base: NonNull<u8>, layout: &ClassLayout) -> bool {
+        // SAFETY: per the contract.
+        self.first == base.as_ptr() || !unsafe { B::at(base).prev(layout) }.is_null()
+    }
+
+    /// # Safety
+    /// Head lock held; `base` is a block of this head, not on the list.
+    unsafe fn push_front<B: Block>(&mut self, base: NonNull<u8>, layout: &ClassLayout) {
+        // SAFETY: per the contract every pointer on the list is a live block of this head.
+        unsafe {
+            let block = B::at(base);
+            block.set_prev(ptr::null_mut(), layout);
+            block.set_next(self.first, layout);
+            match NonNull::new(self.first) {
+                Some(first) => B::at(first).set_prev(base.as_ptr(), layout),
+                None => self.last = base.as_ptr(),
+            }
+        }
+        self.first = base.as_ptr();
+    }
+
+    /// # Safety
+    /// As for `push_front`.
+    unsafe fn push_back<B: Block>(&mut self, base: NonNull<u8>, layout: &ClassLayout) {
+        // SAFETY: per the contract every pointer on the list is a live block of this head.
+        unsafe {
+            let block = B::at(base);
+            block.set_next(ptr::null_mut(), layout);
+            block.set_prev(self.last, layout);
+            match NonNull::new(self.last) {
+                Some(last) => B::at(last).set_next(base.as_ptr(), layout),
+                None => self.first = base.as_ptr(),
+            }
+        }
+        self.last = base.as_ptr();
+    }
+
+    /// # Safety
+    /// Head lock held; `base` is on the list.
+    unsafe fn unlink<B: Block>(&mut self, base: NonNull<u8>, layout: &ClassLayout) {
+        // SAFETY: per the contract every pointer on the list is a live block of this head.
+        unsafe {
+            let block = B::at(base);
+            let (prev, next) = (block.prev(layout), block.next(layout));
+            match NonNull::new(prev) {
+                Some(prev) => B::at(prev).set_next(next, layout),
+                None => self.first = next,
+            }
+            match NonNull::new(next) {
+                Some(next) => B::at(next).set_prev(prev, layout),
+                None => self.last = prev,
+            }
+            block.set_prev(ptr::null_mut(), layout);
+            block.set_next(ptr::null_mut(), layout);
+        }
+    }
+}
+
+/// Counters of one head, readable without its lock.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct HeadCounts {
+    pub(crate) live_objects: usize,
+    pub(crate) live_bytes: usize,
+    pub(crate) blocks: usize,
+    pub(crate) resident_bytes: usize,
+}
+
+/// One size class's head.
+pub(crate) struct Head {
+    lock: Lock,
+    list: UnsafeCell<BlockList>,
+    live_objects: AtomicUsize,
+    live_bytes: AtomicUsize,
+    blocks: LockedCounter,
+    resident_bytes: LockedCounter,
+}
+
+// SAFETY: the raw block pointers in `list` are only used under `lock`; everything else is atomic.
+unsafe impl Send for Head {}
+// SAFETY: as above: all shared access goes through the lock or atomics.
+unsafe impl Sync for Head {}
+
+impl Head {
+    #[cfg(not(loom))]
+    pub(crate) const fn new() -> Self {
+        Self {
+            lock: new_lock(),
+            list: UnsafeCell::new(BlockList::EMPTY),
+            live_objects: AtomicUsize::new(0),
+            live_bytes: AtomicUsize::new(0),
+            blocks: LockedCounter::new(),
+            resident_bytes: LockedCounter::new(),
+        }
+    }
+    #[cfg(loom)]
+    pub(crate) fn new() -> Self {
+        Self {
+            lock: new_lock(),
+            list: UnsafeCell::new(BlockList::EMPTY),
+            live_objects: AtomicUsize::new(0),
+            live_bytes: AtomicUsize::new(0),
+            blocks: LockedCounter::new(),
+            resident_bytes: LockedCounter::new(),
+        }
+    }
+
+    pub(crate) fn counts(&self) -> HeadCounts {
+        HeadCounts {
+            live_objects: self.live_objects.load(Ordering::Relaxed),
+            live_bytes: self.live_bytes.load(Ordering::Relaxed),
+            blocks: self.blocks.get(),
+            resident_bytes: self.resident_bytes.get(),
+        }
+    }
+
+    /// Records `bytes` more requested bytes on an object of this head (allocation or in-place growth).
+    #[inline]
+    pub(crate) fn count_alloc(&self, objects: usize, bytes: usize) {
+        self.live_objects.fetch_add(objects, Ordering::Relaxed);
+        self.live_bytes.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    /// Records `bytes` fewer requested bytes (free or in-place shrink).
+    #[inline]
+    pub(crate) fn count_free(&self, objects: usize, bytes: usize) {
+        self.live_objects.fetch_sub(objects, Ordering::Relaxed);
+        self.live_bytes.fetch_sub(bytes, Ordering::Relaxed);
+    }
+
+    /// Takes a slot of this head's class, mapping a new block when no listed block has one.
+    pub(crate) fn alloc<B: Block>(
+        &self,
+        class: u8,
+        layout: &ClassLayout,
+    ) -> Result<Popped, AllocError> {
+        let _head = acquire(&self.lock);
+        // SAFETY: the head lock is held, so the list and every listed block's links are ours; each listed
+        // block is mapped (blocks leave the list before they are unmapped), and its slot state is
+        // touched only under its own lock, taken here after the head's (the lock order).
+        unsafe {
+            let mut list = read(&self.list);
+            let outcome = loop {
+                let base = match NonNull::new(list.first) {
+                    Some(base) => base,
+                    None => match self.map_block::<B>(class, layout) {
+                        Ok(base) => {
+                            list.push_front::<B>(base, layout);
+                            base
+                        }
+                        Err(error) => break Err(error),
+                    },
+                };
+                let block = B::at(base);
+                let guard = acquire(block.lock());
+                let popped = block.pop(layout);
+                if popped.is_none() || !block.has_free(layout) {
+                    list.unlink::<B>(base, layout);
+                }
+                if list.spare == base.as_ptr() {
+                    list.spare = ptr::null_mut();
+                }
+                drop(guard);
+                if let Some(popped) = popped {
+                    self.resident_bytes.add_locked(popped.new_resident);
+                    break Ok(popped);
+                }
+            };
+            write(&self.list, list);
+            outcome
+        }
+    }
+
+    /// Returns the slot at `ptr` to the block at `base`.
+    ///
+    /// # Safety
+    /// `base` is the start of a mapped block of this head (the caller found it by masking a pointer it
+    /// owns, so the block holds at least that live slot); `layout` is the class's layout.
+    pub(crate) unsafe fn free<B: Block>(
+        &self,
+        base: NonNull<u8>,
+        ptr: NonNull<u8>,
+        class: u8,
+        layout: &ClassLayout,
+    ) -> Result<(), FreeError> {
+        // SAFETY: per the contract the block is mapped: the caller's live slot keeps it from being
+        // released until the push below. The pending count keeps it mapped while we re-take the locks in
+        // order (head, then block); it is unmapped only below, under both locks, when empty and unpending.
+        unsafe {
+            let block = B::at(base);
+            if block.class() != class {
+                return Err(FreeError::ClassMismatch);
+            }
+            let guard = acquire(block.lock());
+            let pushed = block.push(ptr, layout)?;
+            if !pushed.was_full && !pushed.now_empty {
+                return Ok(());
+            }
+            block.set_pending(block.pending() + 1);
+            drop(guard);
+
+            let head_guard = acquire(&self.lock);
+            let guard = acquire(block.lock());
+            block.set_pending(block.pending() - 1);
+            let mut list = read(&self.list);
+            let release = self.settle::<B>(&mut list, base, block, layout);
+            write(&self.list, list);
+            drop(guard);
+            if release {
+                B::destroy(base);
+            }
+            drop(head_guard);
+            if release {
+                os::unmap(base, layout.block_size());
+            }
+            Ok(())
+        }
+    }
+
+    /// Puts a block whose state changed where it belongs; returns whether it must be unmapped.
+    ///
+    /// # Safety
+    /// Both the head lock and the block's lock are held.
+    unsafe fn settle<B: Block>(
+        &self,
+        list: &mut BlockList,
+        base: NonNull<u8>,
+        block: &B,
+        layout: &ClassLayout,
+    ) -> bool {
+        // SAFETY: per the contract both locks are held.
+        unsafe {
+            let listed = list.contains::<B>(base, layout);
+            if block.is_empty() && block.pending() == 0 {
+                if list.spare.is_null() || list.spare == base.as_ptr() {
+                    // Keep one empty block per head; at the back, so partial blocks fill first.
+                    list.spare = base.as_ptr();
+                    if !listed {
+                        list.push_back::<B>(base, layout);
+                    }
+                    return false;
+                }
+                if listed {
+                    list.unlink::<B>(base, layout);
+                }
+                self.blocks.sub_locked(1);
+                self.resident_bytes.sub_locked(block.resident_bytes(layout));
+                return true;
+            }
+            if !listed && block.has_free(layout) {
+                list.push_front::<B>(base, layout);
+            }
+            false
+        }
+    }
+
+    /// Maps and initialises a new block.
+    ///
+    /// # Safety
+    /// The head lock is held.
+    unsafe fn map_block<B: Block>(
+        &self,
+        class: u8,
+        layout: &ClassLayout,
+    ) -> Result<NonNull<u8>, AllocError> {
+        let size = layout.block_size();
+        let base = os::map_aligned(size, size).ok_or(AllocError::OutOfMemory)?;
+        if !B::can_link(base, layout) {
+            // SAFETY: just mapped, never shared.
+            unsafe { os::unmap(base, size) };
+            return Err(AllocError::OutOfMemory);
+        }
+        // SAFETY: a fresh, zeroed, self-aligned block that nobody else knows yet.
+        unsafe { B::init(base, class, layout) };
+        self.blocks.add_locked(1);
+        self.resident_bytes.add_locked(PAGE_SIZE);
+        Ok(base)
+    }
+
+    /// Unmaps every listed block that holds no live slot; blocks with live slots stay mapped, since their
+    /// slots are still in use.
+    ///
+    /// # Safety
+    /// No other thread uses this head (the caller has it exclusively, e.g. in `Drop`).
+    pub(crate) unsafe fn release_empty<B: Block>(&self, layout: &ClassLayout) {
+        let _head = acquire(&self.lock);
+        // SAFETY: exclusive use per the contract; the list holds only mapped blocks of this head.
+        unsafe {
+            let mut list = read(&self.list);
+            let mut cursor = list.first;
+            while let Some(base) = NonNull::new(cursor) {
+                let block = B::at(base);
+                cursor = block.next(layout);
+                let guard = acquire(block.lock());
+                let empty = block.is_empty();
+                let resident = block.resident_bytes(layout);
+                drop(guard);
+                if empty {
+                    list.unlink::<B>(base, layout);
+                    if list.spare == base.as_ptr() {
+                        list.spare = ptr::null_mut();
+                    }
+                    self.blocks.sub_locked(1);
+                    self.resident_bytes.sub_locked(resident);
+                    B::destroy(base);
+                    os::unmap(base, layout.block_size());
+                }
+            }
+            write(&self.list, list);
+        }
+    }
+}

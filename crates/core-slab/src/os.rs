@@ -1,0 +1,98 @@
+//! The OS layer: anonymous mappings, aligned mappings, resizing. Every failure is reported as `None`, never
+//! as `MAP_FAILED` escaping to a caller (the seed's bug 5).
+
+use core::ptr::NonNull;
+
+/// The page size this crate is built for; checked against the OS once in tests.
+pub const PAGE_SIZE: usize = 4096;
+
+/// Rounds `size` up to whole pages; `None` when that overflows or exceeds `isize::MAX`.
+#[inline]
+pub const fn page_round(size: usize) -> Option<usize> {
+    match size.checked_add(PAGE_SIZE - 1) {
+        Some(padded) if padded & !(PAGE_SIZE - 1) <= isize::MAX as usize => {
+            Some(padded & !(PAGE_SIZE - 1))
+        }
+        _ => None,
+    }
+}
+
+/// Maps `len` bytes (a multiple of the page size) of zeroed, lazily backed memory.
+pub fn map(len: usize) -> Option<NonNull<u8>> {
+    debug_assert!(len > 0 && len % PAGE_SIZE == 0);
+    // SAFETY: an anonymous private mapping at an address of the kernel's choice touches no existing memory.
+    let addr = unsafe {
+        libc::mmap(
+            core::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    if addr == libc::MAP_FAILED {
+        None
+    } else {
+        NonNull::new(addr.cast())
+    }
+}
+
+/// Maps `len` bytes aligned to `align` (a power of two, at least a page), trimming the excess so that no
+/// virtual memory is left behind.
+pub fn map_aligned(len: usize, align: usize) -> Option<NonNull<u8>> {
+    debug_assert!(align.is_power_of_two() && align >= PAGE_SIZE && len % PAGE_SIZE == 0);
+    if align == PAGE_SIZE {
+        return map(len);
+    }
+    let padded = len.checked_add(align - PAGE_SIZE)?;
+    let raw = map(padded)?;
+    let start = raw.as_ptr() as usize;
+    let aligned = (start + align - 1) & !(align - 1);
+    let head = aligned - start;
+    let tail = padded - head - len;
+    // SAFETY: both ranges lie inside the mapping just made and outside the part we keep.
+    unsafe {
+        if head > 0 {
+            unmap(raw, head);
+        }
+        if tail > 0 {
+            unmap(NonNull::new_unchecked((aligned + len) as *mut u8), tail);
+        }
+    }
+    NonNull::new(aligned as *mut u8)
+}
+
+/// Returns a mapping (or a page-aligned part of one) to the OS.
+///
+/// # Safety
+/// `ptr .. ptr + len` is mapped by this module and nothing refers to it any more.
+pub unsafe fn unmap(ptr: NonNull<u8>, len: usize) {
+    // SAFETY: the caller hands over the range; munmap of a mapped range cannot fail except for bad
+    // arguments, which the caller's contract excludes.
+    let result = unsafe { libc::munmap(ptr.as_ptr().cast(), len) };
+    debug_assert_eq!(result, 0, "munmap failed");
+}
+
+/// Resizes a mapping of `old_len` to `new_len` bytes (both page multiples). With `may_move` the kernel may
+/// move it (keeping only page alignment); without, only an in-place resize is accepted.
+///
+/// # Safety
+/// `ptr .. ptr + old_len` is a mapping made by this module; on success the old range must no longer be
+/// used unless the returned pointer equals `ptr`.
+pub unsafe fn remap(
+    ptr: NonNull<u8>,
+    old_len: usize,
+    new_len: usize,
+    may_move: bool,
+) -> Option<NonNull<u8>> {
+    let flags = if may_move { libc::MREMAP_MAYMOVE } else { 0 };
+    // SAFETY: the caller guarantees the old range is ours; mremap either moves it whole or fails leaving it
+    // untouched.
+    let addr = unsafe { libc::mremap(ptr.as_ptr().cast(), old_len, new_len, flags) };
+    if addr == libc::MAP_FAILED {
+        None
+    } else {
+        NonNull::new(addr.cast())
+    }
+}

@@ -1,0 +1,460 @@
+//! The slab allocator: a head per size class, two APIs over it (Rust `Layout`s with fine classes, the
+//! seed's size-only functions with power-of-two classes), and the large path.
+
+use crate::block::{IndexedHeader, Popped, TinyHeader};
+use crate::class::{SizeClass, CLASS_COUNT, MAX_SMALL_ALIGN};
+use crate::error::{AllocError, FreeError};
+use crate::geometry::{resolve, BlockGeometry, BlockKind, ClassLayout, SeedConfig, SlabConfig};
+use crate::head::Head;
+use crate::large::LargeCounters;
+use crate::os::PAGE_SIZE;
+use crate::stats::{ClassStats, LargeStats, Totals};
+use core::alloc::Layout;
+use core::marker::PhantomData;
+use core::ptr::NonNull;
+
+/// Where a request is served.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Route {
+    Small(SizeClass),
+    Large { align: usize },
+}
+
+/// A `Layout` from raw numbers, with the reason when there is none.
+pub fn checked_layout(size: usize, align: usize) -> Result<Layout, AllocError> {
+    if !align.is_power_of_two() {
+        return Err(AllocError::BadAlignment);
+    }
+    Layout::from_size_align(size, align).map_err(|_| AllocError::TooLarge)
+}
+
+/// Routes a `Layout`'s size and alignment (alignment already known to be a power of two).
+#[inline(always)]
+fn route_layout(size: usize, align: usize) -> Result<Route, AllocError> {
+    if size == 0 {
+        return Err(AllocError::ZeroSize);
+    }
+    match SizeClass::for_layout(size, align) {
+        Some(class) => Ok(Route::Small(class)),
+        None if size > isize::MAX as usize - (align - 1) => Err(AllocError::TooLarge),
+        None => Ok(Route::Large { align }),
+    }
+}
+
+/// Routes a size of the size-only API (power-of-two classes).
+#[inline(always)]
+fn route_size(size: usize) -> Result<Route, AllocError> {
+    if size == 0 {
+        return Err(AllocError::ZeroSize);
+    }
+    match SizeClass::for_size_pow2(size) {
+        Some(class) => Ok(Route::Small(class)),
+        None if size > isize::MAX as usize => Err(AllocError::TooLarge),
+        None => Ok(Route::Large { align: PAGE_SIZE }),
+    }
+}
+
+/// Routes a free's size-only request; the free-side twin of `route_size`.
+#[inline(always)]
+fn route_size_for_free(size: usize) -> Result<Route, FreeError> {
+    route_size(size).map_err(|_| FreeError::ZeroSize)
+}
+
+/// A size-class slab allocator with no per-allocation metadata.
+///
+/// Every allocation is freed with the size (and, for the `Layout` API, the alignment) it was allocated
+/// with; the block header is found by masking the pointer with the class's block size. `C` fixes the block
+/// geometry at compile time ([`SeedConfig`] by default).
+///
+/// ```
+/// use classalloc_slab::Slab;
+///
+/// static SLAB: Slab = Slab::new();
+///
+/// let p = SLAB.malloc(24).unwrap(); // size-only API: a 32-byte slot, aligned to 32
+/// assert_eq!(p.as_ptr() as usize % 32, 0);
+/// // SAFETY: p came from SLAB.malloc(24) and is freed once, with the same size.
+/// unsafe { SLAB.free(p, 24).unwrap() };
+///
+/// let layout = core::alloc::Layout::new::<[u64; 3]>(); // Layout API: a 24-byte slot
+/// let q = SLAB.alloc(layout).unwrap();
+/// assert_eq!(q.len(), 24);
+/// // SAFETY: q came from SLAB.alloc(layout).
+/// unsafe { SLAB.dealloc(q.cast(), layout).unwrap() };
+/// ```
+pub struct Slab<C: SlabConfig = SeedConfig> {
+    heads: [Head; CLASS_COUNT],
+    large: LargeCounters,
+    _config: PhantomData<fn() -> C>,
+}
+
+impl Slab<SeedConfig> {
+    /// An empty slab with the seed's geometry: no memory is mapped until the first allocation.
+    #[cfg(not(loom))]
+    pub const fn new() -> Self {
+        Self::with_config()
+    }
+}
+
+impl Default for Slab<SeedConfig> {
+    fn default() -> Self {
+        Self::with_config()
+    }
+}
+
+impl<C: SlabConfig> Slab<C> {
+    /// The resolved geometry; evaluating it runs the compile-time checks of `C::GEOMETRY`.
+    const LAYOUTS: [ClassLayout; CLASS_COUNT] = resolve(&C::GEOMETRY);
+
+    /// An empty slab with `C`'s geometry (checked at compile time); nothing is mapped until needed.
+    #[cfg(not(loom))]
+    pub const fn with_config() -> Self {
+        let _checked = Self::LAYOUTS;
+        Self {
+            heads: [const { Head::new() }; CLASS_COUNT],
+            large: LargeCounters::new(),
+            _config: PhantomData,
+        }
+    }
+
+    /// An empty slab with `C`'s geometry (loom build: not `const`).
+    #[cfg(loom)]
+    pub fn with_config() -> Self {
+        let _checked = Self::LAYOUTS;
+        Self {
+            heads: core::array::from_fn(|_| Head::new()),
+            large: LargeCounters::new(),
+            _config: PhantomData,
+        }
+    }
+
+    // ----- the Layout API --------------------------------------------------------------------------
+
+    /// Allocates memory for `layout`; the returned slice is the usable length (the class's slot size, or
+    /// the whole pages of a large allocation), every byte of which may be used.
+    #[inline]
+    pub fn alloc(&self, layout: Layout) -> Result<NonNull<[u8]>, AllocError> {
+        let route = route_layout(layout.size(), layout.align())?;
+        self.alloc_routed(route, layout.size(), false)
+            .map(|(ptr, _)| ptr)
+    }
+
+    /// As [`alloc`](Self::alloc), with the memory zeroed (slots known to be fresh are not cleared again).
+    #[inline]
+    pub fn alloc_zeroed(&self, layout: Layout) -> Result<NonNull<[u8]>, AllocError> {
+        let route = route_layout(layout.size(), layout.align())?;
+        self.alloc_routed(route, layout.size(), true)
+            .map(|(ptr, _)| ptr)
+    }
+
+    /// Frees memory allocated for `layout`.
+    ///
+    /// # Safety
+    /// `ptr` was returned by an allocation of this slab with a layout of the same alignment and a size
+    /// between the requested size and the usable length returned, and is not used afterwards.
+    #[inline]
+    pub unsafe fn dealloc(&self, ptr: NonNull<u8>, layout: Layout) -> Result<(), FreeError> {
+        let route = route_layout(layout.size(), layout.align()).map_err(|_| FreeError::ZeroSize)?;
+        // SAFETY: forwarded contract.
+        unsafe { self.free_routed(ptr, route, layout.size()) }
+    }
+
+    /// Resizes an allocation to `new_size` bytes with `layout`'s alignment. Within the same class the
+    /// pointer stays; a large allocation is resized in place or moved by the OS; otherwise the first
+    /// `min(old, new)` bytes are copied. On error the old allocation is untouched.
+    ///
+    /// # Safety
+    /// As for [`dealloc`](Self::dealloc) with `layout`; on success the old pointer is no longer used
+    /// (unless it equals the new one).
+    pub unsafe fn realloc(
+        &self,
+        ptr: NonNull<u8>,
+        layout: Layout,
+        new_size: usize,
+    ) -> Result<NonNull<[u8]>, AllocError> {
+        let old = route_layout(layout.size(), layout.align())
+            .map_err(|_| AllocError::NotAllocated(FreeError::ZeroSize))?;
+        let new = route_layout(new_size, layout.align())?;
+        // SAFETY: forwarded contract.
+        unsafe { self.realloc_routed(ptr, old, layout.size(), new, new_size) }
+    }
+
+    /// Allocates `size` bytes aligned to `align`, given as raw numbers (as C's `aligned_alloc` gets them):
+    /// [`AllocError::BadAlignment`] unless `align` is a power of two. Free with [`dealloc`](Self::dealloc)
+    /// and the same size and alignment.
+    pub fn alloc_aligned(&self, size: usize, align: usize) -> Result<NonNull<[u8]>, AllocError> {
+        self.alloc(checked_layout(size, align)?)
+    }
+
+    // ----- the seed's size-only API ----------------------------------------------------------------
+
+    /// Allocates `size` bytes aligned to `size.next_power_of_two()` (at most 4096; large sizes are page
+    /// aligned), as the seed's `Malloc`.
+    #[inline]
+    pub fn malloc(&self, size: usize) -> Result<NonNull<u8>, AllocError> {
+        let route = route_size(size)?;
+        self.alloc_routed(route, size, false)
+            .map(|(ptr, _)| ptr.cast())
+    }
+
+    /// As [`malloc`](Self::malloc), zeroed (fresh memory is not cleared again).
+    #[inline]
+    pub fn calloc(&self, size: usize) -> Result<NonNull<u8>, AllocError> {
+        let route = route_size(size)?;
+        self.alloc_routed(route, size, true)
+            .map(|(ptr, _)| ptr.cast())
+    }
+
+    /// Frees `ptr`, allocated by [`malloc`](Self::malloc) (or `calloc`, `remalloc`, `recalloc`) with
+    /// `size`.
+    ///
+    /// # Safety
+    /// `ptr` is a live allocation of this slab's size-only API of exactly `size` bytes (any size of the
+    /// same power-of-two class is accepted), not used afterwards.
+    #[inline]
+    pub unsafe fn free(&self, ptr: NonNull<u8>, size: usize) -> Result<(), FreeError> {
+        let route = route_size_for_free(size)?;
+        // SAFETY: forwarded contract.
+        unsafe { self.free_routed(ptr, route, size) }
+    }
+
+    /// Resizes a size-only allocation from `old_size` to `new_size` (the seed's `Remalloc`): same pointer
+    /// within a class, else a copy of `min(old, new)` bytes. On error the old allocation is untouched.
+    ///
+    /// # Safety
+    /// As for [`free`](Self::free) with `old_size`; on success the old pointer is no longer used (unless
+    /// it equals the new one).
+    pub unsafe fn remalloc(
+        &self,
+        ptr: NonNull<u8>,
+        old_size: usize,
+        new_size: usize,
+    ) -> Result<NonNull<u8>, AllocError> {
+        let old =
+            route_size(old_size).map_err(|_| AllocError::NotAllocated(FreeError::ZeroSize))?;
+        let new = route_size(new_size)?;
+        // SAFETY: forwarded contract.
+        unsafe { self.realloc_routed(ptr, old, old_size, new, new_size) }.map(|p| p.cast())
+    }
+
+    /// As [`remalloc`](Self::remalloc), zeroing the grown tail `old_size .. new_size`.
+    ///
+    /// # Safety
+    /// As for [`remalloc`](Self::remalloc).
+    pub unsafe fn recalloc(
+        &self,
+        ptr: NonNull<u8>,
+        old_size: usize,
+        new_size: usize,
+    ) -> Result<NonNull<u8>, AllocError> {
+        // SAFETY: forwarded contract.
+        let new = unsafe { self.remalloc(ptr, old_size, new_size) }?;
+        if new_size > old_size {
+            // SAFETY: the allocation holds new_size bytes.
+            unsafe {
+                new.as_ptr()
+                    .add(old_size)
+                    .write_bytes(0, new_size - old_size)
+            };
+        }
+        Ok(new)
+    }
+
+    // ----- statistics ------------------------------------------------------------------------------
+
+    /// The geometry of `class`.
+    pub fn geometry(&self, class: SizeClass) -> BlockGeometry {
+        BlockGeometry::from(&Self::LAYOUTS[class.index()])
+    }
+
+    /// The counters of `class`.
+    pub fn class_stats(&self, class: SizeClass) -> ClassStats {
+        let counts = self.heads[class.index()].counts();
+        ClassStats {
+            class,
+            geometry: self.geometry(class),
+            live_objects: counts.live_objects,
+            live_bytes: counts.live_bytes,
+            blocks: counts.blocks,
+            resident_bytes: counts.resident_bytes,
+        }
+    }
+
+    /// The counters of every class, smallest first.
+    pub fn stats(&self) -> impl Iterator<Item = ClassStats> + '_ {
+        SizeClass::all().map(|class| self.class_stats(class))
+    }
+
+    /// The counters of the large path.
+    pub fn large_stats(&self) -> LargeStats {
+        self.large.stats()
+    }
+
+    /// Totals over every class and the large path.
+    pub fn totals(&self) -> Totals {
+        let large = self.large_stats();
+        self.stats().fold(
+            Totals {
+                live_objects: large.live_objects,
+                live_bytes: large.live_bytes,
+                blocks: 0,
+                resident_bytes: large.mapped_bytes,
+            },
+            // Wrapping: per-class byte counts follow what frees state (see `ClassStats::live_bytes`).
+            |totals, class| Totals {
+                live_objects: totals.live_objects.wrapping_add(class.live_objects),
+                live_bytes: totals.live_bytes.wrapping_add(class.live_bytes),
+                blocks: totals.blocks + class.blocks,
+                resident_bytes: totals.resident_bytes + class.resident_bytes,
+            },
+        )
+    }
+
+    // ----- the shared paths ------------------------------------------------------------------------
+
+    /// Allocates; returns the usable slice and whether its memory is known to be zero.
+    #[inline]
+    fn alloc_routed(
+        &self,
+        route: Route,
+        size: usize,
+        zeroed: bool,
+    ) -> Result<(NonNull<[u8]>, bool), AllocError> {
+        match route {
+            Route::Small(class) => {
+                let layout = &Self::LAYOUTS[class.index()];
+                let head = &self.heads[class.index()];
+                let tag = class.index() as u8;
+                let popped: Popped = match layout.kind {
+                    BlockKind::Tiny => head.alloc::<TinyHeader>(tag, layout),
+                    BlockKind::Index16 => head.alloc::<IndexedHeader<u16>>(tag, layout),
+                    BlockKind::Index32 => head.alloc::<IndexedHeader<u32>>(tag, layout),
+                }?;
+                head.count_alloc(1, size);
+                let slot_size = layout.slot_size as usize;
+                if zeroed && !popped.fresh {
+                    // SAFETY: the slot is ours and slot_size bytes long.
+                    unsafe { popped.slot.as_ptr().write_bytes(0, slot_size) };
+                }
+                Ok((
+                    NonNull::slice_from_raw_parts(popped.slot, slot_size),
+                    popped.fresh,
+                ))
+            }
+            Route::Large { align } => {
+                let ptr = self.large.alloc(size, align)?;
+                let len = crate::os::page_round(size).ok_or(AllocError::TooLarge)?;
+                Ok((NonNull::slice_from_raw_parts(ptr, len), true))
+            }
+        }
+    }
+
+    /// # Safety
+    /// `ptr` is a live allocation routed to `route` with `size` bytes, not used afterwards.
+    #[inline]
+    unsafe fn free_routed(
+        &self,
+        ptr: NonNull<u8>,
+        route: Route,
+        size: usize,
+    ) -> Result<(), FreeError> {
+        match route {
+            Route::Small(class) => {
+                let layout = &Self::LAYOUTS[class.index()];
+                let head = &self.heads[class.index()];
+                let base_addr = ptr.as_ptr() as usize & !(layout.block_size() - 1);
+                let base = NonNull::new(base_addr as *mut u8).ok_or(FreeError::NotASlot)?;
+                let tag = class.index() as u8;
+                // SAFETY: per the contract ptr is a live slot of this class, so `base` is its mapped block.
+                unsafe {
+                    match layout.kind {
+                        BlockKind::Tiny => head.free::<TinyHeader>(base, ptr, tag, layout),
+                        BlockKind::Index16 => {
+                            head.free::<IndexedHeader<u16>>(base, ptr, tag, layout)
+                        }
+                        BlockKind::Index32 => {
+                            head.free::<IndexedHeader<u32>>(base, ptr, tag, layout)
+                        }
+                    }
+                }?;
+                head.count_free(1, size);
+                Ok(())
+            }
+            // SAFETY: per the contract ptr is a live large allocation of `size` bytes.
+            Route::Large { .. } => unsafe { self.large.free(ptr, size) },
+        }
+    }
+
+    /// # Safety
+    /// `ptr` is a live allocation routed to `old` with `old_size` bytes.
+    unsafe fn realloc_routed(
+        &self,
+        ptr: NonNull<u8>,
+        old: Route,
+        old_size: usize,
+        new: Route,
+        new_size: usize,
+    ) -> Result<NonNull<[u8]>, AllocError> {
+        match (old, new) {
+            (Route::Small(old_class), Route::Small(new_class)) if old_class == new_class => {
+                let head = &self.heads[old_class.index()];
+                head.count_alloc(0, new_size);
+                head.count_free(0, old_size);
+                Ok(NonNull::slice_from_raw_parts(ptr, old_class.slot_size()))
+            }
+            (Route::Large { align }, Route::Large { .. }) if align <= PAGE_SIZE => {
+                // SAFETY: per the contract ptr is a live large allocation of old_size bytes.
+                let moved = unsafe { self.large.resize(ptr, old_size, new_size, align) }?;
+                let len = crate::os::page_round(new_size).ok_or(AllocError::TooLarge)?;
+                Ok(NonNull::slice_from_raw_parts(moved, len))
+            }
+            _ => {
+                let (fresh, _) = self.alloc_routed(new, new_size, false)?;
+                // SAFETY: both allocations are live and distinct; min(old, new) bytes fit in both.
+                unsafe {
+                    core::ptr::copy_nonoverlapping(
+                        ptr.as_ptr(),
+                        fresh.cast::<u8>().as_ptr(),
+                        old_size.min(new_size),
+                    );
+                }
+                // SAFETY: per the contract; on failure the new block is given back and the error reported.
+                if let Err(error) = unsafe { self.free_routed(ptr, old, old_size) } {
+                    // SAFETY: `fresh` was just allocated with this route and size.
+                    let _ = unsafe { self.free_routed(fresh.cast(), new, new_size) };
+                    return Err(AllocError::NotAllocated(error));
+                }
+                Ok(fresh)
+            }
+        }
+    }
+}
+
+impl<C: SlabConfig> Drop for Slab<C> {
+    /// Unmaps every block that holds no live allocation. Blocks that still hold live allocations stay
+    /// mapped: their slots are in use by whoever allocated them.
+    fn drop(&mut self) {
+        for class in SizeClass::all() {
+            let layout = &Self::LAYOUTS[class.index()];
+            let head = &self.heads[class.index()];
+            // SAFETY: `&mut self`: no other thread uses the heads.
+            unsafe {
+                match layout.kind {
+                    BlockKind::Tiny => head.release_empty::<TinyHeader>(layout),
+                    BlockKind::Index16 => head.release_empty::<IndexedHeader<u16>>(layout),
+                    BlockKind::Index32 => head.release_empty::<IndexedHeader<u32>>(layout),
+                }
+            }
+        }
+    }
+}
+
+/// The alignment the slab guarantees for a size-only allocation of `size` bytes.
+pub const fn size_only_alignment(size: usize) -> usize {
+    let pow2 = size.next_power_of_two();
+    if pow2 > MAX_SMALL_ALIGN {
+        MAX_SMALL_ALIGN
+    } else {
+        pow2
+    }
+}

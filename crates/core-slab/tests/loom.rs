@@ -1,0 +1,106 @@
+//! Loom models of the head / block lock interactions (`cargo xtask loom`).
+//!
+//! Blocks of 64-byte slots hold two slots here, so every model reaches the full, partial and empty
+//! transitions with a handful of operations.
+#![cfg(loom)]
+
+use classalloc_slab::{Geometry, SizeClass, Slab, SlabConfig};
+use core::ptr::NonNull;
+use loom::sync::Arc;
+use loom::thread;
+
+struct TwoSlotBlocks;
+impl SlabConfig for TwoSlotBlocks {
+    const GEOMETRY: Geometry = Geometry::SEED
+        .with_block_shift(64, 12)
+        .with_max_slots(64, 2);
+}
+
+type TestSlab = Slab<TwoSlotBlocks>;
+
+/// A pointer that may cross threads in a model.
+#[derive(Clone, Copy)]
+struct Slot(NonNull<u8>);
+// SAFETY: a slot is plain memory owned by whichever thread holds the value.
+unsafe impl Send for Slot {}
+
+fn alloc(slab: &TestSlab) -> Slot {
+    Slot(slab.malloc(64).expect("mapping a 4 KiB block"))
+}
+
+fn free(slab: &TestSlab, slot: Slot) {
+    // SAFETY: every model frees each slot exactly once, after allocating it with size 64.
+    unsafe { slab.free(slot.0, 64) }.expect("a valid free");
+}
+
+fn assert_settled(slab: &TestSlab) {
+    let stats = slab.class_stats(SizeClass::for_size(64).unwrap());
+    assert_eq!(stats.live_objects, 0);
+    assert_eq!(stats.blocks, 1, "everything freed: only the spare remains");
+}
+
+#[test]
+fn loom_head_block_alloc_races_free_on_the_same_block() {
+    loom::model(|| {
+        let slab = Arc::new(TestSlab::with_config());
+        let first = alloc(&slab);
+        let freer = {
+            let slab = slab.clone();
+            thread::spawn(move || free(&slab, first))
+        };
+        let second = alloc(&slab);
+        // SAFETY: `second` is ours; writing it checks it is not the slot being freed concurrently.
+        unsafe { second.0.as_ptr().write_bytes(0xAB, 64) };
+        freer.join().unwrap();
+        free(&slab, second);
+        assert_settled(&slab);
+    });
+}
+
+#[test]
+fn loom_head_block_free_makes_a_full_block_partial_while_allocating() {
+    loom::model(|| {
+        let slab = Arc::new(TestSlab::with_config());
+        // Fill the only block: it leaves the head's list.
+        let a = alloc(&slab);
+        let b = alloc(&slab);
+        let freer = {
+            let slab = slab.clone();
+            thread::spawn(move || free(&slab, a))
+        };
+        // Either reuses `a`'s slot (after the relink) or maps a second block.
+        let c = alloc(&slab);
+        freer.join().unwrap();
+        free(&slab, c);
+        free(&slab, b);
+        assert_settled(&slab);
+    });
+}
+
+#[test]
+fn loom_head_block_free_empties_a_block_while_its_head_allocates() {
+    loom::model(|| {
+        let slab = Arc::new(TestSlab::with_config());
+        // Block 1: x1, x2. Block 2: y1, y2, then emptied: it becomes the spare.
+        let x1 = alloc(&slab);
+        let x2 = alloc(&slab);
+        let y1 = alloc(&slab);
+        let y2 = alloc(&slab);
+        free(&slab, y1);
+        free(&slab, y2);
+        free(&slab, x1);
+        // Freeing x2 empties block 1, which is unmapped (a spare exists). Meanwhile this thread takes a
+        // slot from block 1 and frees it, emptying it too: whichever settles last must find the block
+        // still mapped (the pending count), and it must be unmapped exactly once.
+        let freer = {
+            let slab = slab.clone();
+            thread::spawn(move || free(&slab, x2))
+        };
+        let z = alloc(&slab);
+        // SAFETY: `z` is ours: if its block were unmapped under us this write would fault.
+        unsafe { z.0.as_ptr().write_bytes(0xCD, 64) };
+        free(&slab, z);
+        freer.join().unwrap();
+        assert_settled(&slab);
+    });
+}
