@@ -115,6 +115,10 @@ const QUICK: Profile = Profile {
         "0.4",
         "--sample-size",
         "10",
+        // Criterion's plots and 100,000 bootstrap resamples cost more than the measurements here.
+        "--noplot",
+        "--nresamples",
+        "1000",
     ],
 };
 
