@@ -179,9 +179,9 @@ pub fn run(args: &[String]) -> TaskResult {
             .extend(seed(&mut runner, profile, &allocators));
     }
     if wants("speed") {
-        report
-            .tables
-            .extend(speed(&root, &target, profile, &layout_allocators)?);
+        let (tables, notes) = speed(&root, &target, profile, &layout_allocators)?;
+        report.tables.extend(tables);
+        report.notes.extend(notes);
     }
     if wants("threads") {
         report
@@ -473,7 +473,7 @@ fn speed(
     target: &Path,
     profile: &Profile,
     allocators: &[String],
-) -> Result<Vec<Table>, String> {
+) -> Result<(Vec<Table>, Vec<String>), String> {
     let criterion_dir = target.join("criterion");
     // Stale estimates from an earlier run (other allocators, other code) must not reach the report.
     if criterion_dir.exists() {
@@ -494,13 +494,27 @@ fn speed(
         .collect();
     others.sort();
     benches.extend(others);
+    let mut notes = Vec::new();
     for bench in &benches {
-        run_step(
-            &format!("criterion: {bench} ({})", profile.name),
-            cargo()
-                .args(["bench", "-p", "classalloc-benches", "--bench", bench, "--"])
-                .args(profile.criterion),
-        )?;
+        let step = format!("criterion: {bench} ({})", profile.name);
+        eprintln!("xtask: ▶ {step}");
+        let output = cargo()
+            .args(["bench", "-p", "classalloc-benches", "--bench", bench, "--"])
+            .args(profile.criterion)
+            .stderr(std::process::Stdio::inherit())
+            .output()
+            .map_err(|e| format!("{step}: could not start: {e}"))?;
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        print!("{stdout}");
+        if !output.status.success() {
+            return Err(format!("{step}: failed with {}", output.status));
+        }
+        if let Some(extra) = extra_output(&stdout) {
+            notes.push(format!(
+                "### {bench}: its own summary\n\nPrinted by `cargo bench --bench {bench}` after \
+                 criterion's measurements:\n\n```text\n{extra}\n```\n"
+            ));
+        }
     }
     let results = criterion_results::read_all(&criterion_dir)?;
     let mut tables: BTreeMap<String, Table> = BTreeMap::new();
@@ -543,15 +557,29 @@ fn speed(
             .unwrap_or(9)
     };
     tables.sort_by_key(|t| (order(&t.id), t.id.clone()));
-    Ok(tables)
+    Ok((tables, notes))
+}
+
+/// A summary a bench prints beside criterion's estimates (the buddy bench prints a heap-efficiency
+/// table): the lines from the first that starts with "heap efficiency" to the next blank line.
+fn extra_output(stdout: &str) -> Option<String> {
+    let start = stdout
+        .lines()
+        .position(|line| line.to_ascii_lowercase().starts_with("heap efficiency"))?;
+    let block: Vec<&str> = stdout
+        .lines()
+        .skip(start)
+        .take_while(|line| !line.trim().is_empty())
+        .collect();
+    Some(block.join("\n"))
 }
 
 fn describe_criterion_group(group: &str) -> (String, String) {
     match group {
         "churn" => (
             "c. Churn: allocate N then free N".into(),
-            "Nanoseconds per operation (10,000 objects of the size per round; an allocation and a \
-             free are two operations), criterion median"
+            "Nanoseconds per object, its allocation and its free together (10,000 objects of the \
+             size per round), criterion median"
                 .into(),
         ),
         "mixed" => (
@@ -702,6 +730,8 @@ fn real(runner: &mut Runner, profile: &Profile, allocators: &[String]) -> Vec<Ta
 #[derive(Default)]
 struct Report {
     tables: Vec<Table>,
+    /// Markdown blocks printed after the tables.
+    notes: Vec<String>,
     peer_crashes: Vec<String>,
 }
 
@@ -753,6 +783,9 @@ impl Report {
             let file = format!("{}.svg", table.id);
             charts::draw(table, axis, label, &out.join(&file))?;
             let _ = writeln!(text, "![{}]({file})\n", table.title);
+        }
+        for note in &self.notes {
+            let _ = writeln!(text, "{note}");
         }
         if !self.peer_crashes.is_empty() {
             let _ = writeln!(
