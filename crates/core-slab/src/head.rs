@@ -111,8 +111,12 @@ pub(crate) struct HeadCounts {
 pub(crate) struct Head {
     lock: Lock,
     list: UnsafeCell<BlockList>,
-    live_objects: AtomicUsize,
-    live_bytes: AtomicUsize,
+    // Allocation counts under the head lock it already holds; frees count with atomics, since most frees
+    // take only a block lock. Live figures are the differences (wrapping).
+    allocated_objects: LockedCounter,
+    allocated_bytes: LockedCounter,
+    freed_objects: AtomicUsize,
+    freed_bytes: AtomicUsize,
     blocks: LockedCounter,
     resident_bytes: LockedCounter,
 }
@@ -128,8 +132,10 @@ impl Head {
         Self {
             lock: new_lock(),
             list: UnsafeCell::new(BlockList::EMPTY),
-            live_objects: AtomicUsize::new(0),
-            live_bytes: AtomicUsize::new(0),
+            allocated_objects: LockedCounter::new(),
+            allocated_bytes: LockedCounter::new(),
+            freed_objects: AtomicUsize::new(0),
+            freed_bytes: AtomicUsize::new(0),
             blocks: LockedCounter::new(),
             resident_bytes: LockedCounter::new(),
         }
@@ -139,41 +145,49 @@ impl Head {
         Self {
             lock: new_lock(),
             list: UnsafeCell::new(BlockList::EMPTY),
-            live_objects: AtomicUsize::new(0),
-            live_bytes: AtomicUsize::new(0),
+            allocated_objects: LockedCounter::new(),
+            allocated_bytes: LockedCounter::new(),
+            freed_objects: AtomicUsize::new(0),
+            freed_bytes: AtomicUsize::new(0),
             blocks: LockedCounter::new(),
             resident_bytes: LockedCounter::new(),
         }
     }
 
     pub(crate) fn counts(&self) -> HeadCounts {
+        // Frees first: a free never precedes its allocation, so this order never shows a negative count.
+        let freed_objects = self.freed_objects.load(Ordering::Relaxed);
+        let freed_bytes = self.freed_bytes.load(Ordering::Relaxed);
         HeadCounts {
-            live_objects: self.live_objects.load(Ordering::Relaxed),
-            live_bytes: self.live_bytes.load(Ordering::Relaxed),
+            live_objects: self.allocated_objects.get().wrapping_sub(freed_objects),
+            live_bytes: self.allocated_bytes.get().wrapping_sub(freed_bytes),
             blocks: self.blocks.get(),
             resident_bytes: self.resident_bytes.get(),
         }
     }
 
-    /// Records `bytes` more requested bytes on an object of this head (allocation or in-place growth).
+    /// Records a free of `bytes` requested bytes.
     #[inline]
-    pub(crate) fn count_alloc(&self, objects: usize, bytes: usize) {
-        self.live_objects.fetch_add(objects, Ordering::Relaxed);
-        self.live_bytes.fetch_add(bytes, Ordering::Relaxed);
+    pub(crate) fn count_free(&self, bytes: usize) {
+        self.freed_objects.fetch_add(1, Ordering::Relaxed);
+        self.freed_bytes.fetch_add(bytes, Ordering::Relaxed);
     }
 
-    /// Records `bytes` fewer requested bytes (free or in-place shrink).
+    /// Records an in-place resize of a live object from `old` to `new` requested bytes.
     #[inline]
-    pub(crate) fn count_free(&self, objects: usize, bytes: usize) {
-        self.live_objects.fetch_sub(objects, Ordering::Relaxed);
-        self.live_bytes.fetch_sub(bytes, Ordering::Relaxed);
+    pub(crate) fn count_resize(&self, old: usize, new: usize) {
+        // Growth is a negative free; the live figure is a wrapping difference.
+        self.freed_bytes
+            .fetch_add(old.wrapping_sub(new), Ordering::Relaxed);
     }
 
-    /// Takes a slot of this head's class, mapping a new block when no listed block has one.
+    /// Takes a slot of this head's class for a request of `requested` bytes, mapping a new block when no
+    /// listed block has one.
     pub(crate) fn alloc<B: Block>(
         &self,
         class: u8,
         layout: &ClassLayout,
+        requested: usize,
     ) -> Result<Popped, AllocError> {
         let _head = acquire(&self.lock);
         // SAFETY: the head lock is held, so the list and every listed block's links are ours; each listed
@@ -204,6 +218,8 @@ impl Head {
                 drop(guard);
                 if let Some(popped) = popped {
                     self.resident_bytes.add_locked(popped.new_resident);
+                    self.allocated_objects.add_locked(1);
+                    self.allocated_bytes.add_locked(requested);
                     break Ok(popped);
                 }
             };

@@ -326,11 +326,10 @@ impl<C: SlabConfig> Slab<C> {
                 let head = &self.heads[class.index()];
                 let tag = class.index() as u8;
                 let popped: Popped = match layout.kind {
-                    BlockKind::Tiny => head.alloc::<TinyHeader>(tag, layout),
-                    BlockKind::Index16 => head.alloc::<IndexedHeader<u16>>(tag, layout),
-                    BlockKind::Index32 => head.alloc::<IndexedHeader<u32>>(tag, layout),
+                    BlockKind::Tiny => head.alloc::<TinyHeader>(tag, layout, size),
+                    BlockKind::Index16 => head.alloc::<IndexedHeader<u16>>(tag, layout, size),
+                    BlockKind::Index32 => head.alloc::<IndexedHeader<u32>>(tag, layout, size),
                 }?;
-                head.count_alloc(1, size);
                 let slot_size = layout.slot_size as usize;
                 if zeroed && !popped.fresh {
                     // SAFETY: the slot is ours and slot_size bytes long.
@@ -377,7 +376,7 @@ impl<C: SlabConfig> Slab<C> {
                         }
                     }
                 }?;
-                head.count_free(1, size);
+                head.count_free(size);
                 Ok(())
             }
             // SAFETY: per the contract ptr is a live large allocation of `size` bytes.
@@ -398,8 +397,7 @@ impl<C: SlabConfig> Slab<C> {
         match (old, new) {
             (Route::Small(old_class), Route::Small(new_class)) if old_class == new_class => {
                 let head = &self.heads[old_class.index()];
-                head.count_alloc(0, new_size);
-                head.count_free(0, old_size);
+                head.count_resize(old_size, new_size);
                 Ok(NonNull::slice_from_raw_parts(ptr, old_class.slot_size()))
             }
             (Route::Large { align }, Route::Large { .. }) if align <= PAGE_SIZE => {
