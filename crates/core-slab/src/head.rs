@@ -1,19 +1,19 @@
-//! A head: one per size class (and, in the registry above, per lifetime class). It owns the list of blocks
-//! that have a free slot and the class's counters.
+//! A head: one per size class of a slab. It owns the lists of its blocks and the class's counters.
 //!
 //! Lock protocol (the seed's "a lock per head and a lock per block"):
-//! - allocation takes the head lock, then the first listed block's lock, pops a slot, unlinks the block if it
-//!   became full;
-//! - a free takes only the block's lock, unless the free changes the block's list membership (the block was
-//!   full, or is now empty); then it marks itself *pending* on the block, drops the block lock, takes the
-//!   head lock and the block lock again (head before block, always), and *settles* the block;
+//! - allocation takes the head lock, then the first partial block's lock, pops a slot, and moves the block
+//!   to the full list if it became full;
+//! - a free takes only the block's lock, unless the free changes the block's list (it was full, or it is
+//!   now empty); then it marks itself *pending* on the block, drops the block lock, takes the head lock and
+//!   the block lock again (head before block, always), and *settles* the block;
 //! - a block is unmapped only under both locks, with no live slot and no pending thread, so no thread can
 //!   still be on its way to its lock.
 //!
-//! Architecture invariant: a block is on its head's list iff it has a free slot, except between a free that
-//! found it full and that free's settle (the block is then pending and unreachable by allocation).
+//! Architecture invariants: every mapped block of the head is on exactly one of its two lists (so a whole
+//! class can be released); a block on the partial list has a free slot; a full block is on the full list,
+//! and so is a block that a pending free has just made partial, until that free settles it.
 
-use crate::block::{Block, Popped};
+use crate::block::{Block, ListTag, Popped};
 use crate::error::{AllocError, FreeError};
 use crate::geometry::ClassLayout;
 use crate::os::{self, PAGE_SIZE};
@@ -22,31 +22,21 @@ use crate::sync::{
 };
 use core::ptr::{self, NonNull};
 
-/// The blocks with a free slot, and at most one empty block kept as a spare.
+/// An intrusive doubly linked list of blocks, through the links in their headers.
 #[derive(Clone, Copy)]
-struct BlockList {
+struct List {
     first: *mut u8,
     last: *mut u8,
-    /// An empty block kept mapped so that a class hovering at a block boundary does not map and unmap.
-    spare: *mut u8,
 }
 
-impl BlockList {
-    const EMPTY: BlockList = BlockList {
+impl List {
+    const EMPTY: List = List {
         first: ptr::null_mut(),
         last: ptr::null_mut(),
-        spare: ptr::null_mut(),
     };
 
     /// # Safety
-    /// Head lock held; `base` is a block of this head.
-    unsafe fn contains<B: Block>(&self, base: NonNull<u8>, layout: &ClassLayout) -> bool {
-        // SAFETY: per the contract.
-        self.first == base.as_ptr() || !unsafe { B::at(base).prev(layout) }.is_null()
-    }
-
-    /// # Safety
-    /// Head lock held; `base` is a block of this head, not on the list.
+    /// Head lock held; `base` is a block of this head on no list.
     unsafe fn push_front<B: Block>(&mut self, base: NonNull<u8>, layout: &ClassLayout) {
         // SAFETY: per the contract every pointer on the list is a live block of this head.
         unsafe {
@@ -78,7 +68,7 @@ impl BlockList {
     }
 
     /// # Safety
-    /// Head lock held; `base` is on the list.
+    /// Head lock held; `base` is on this list.
     unsafe fn unlink<B: Block>(&mut self, base: NonNull<u8>, layout: &ClassLayout) {
         // SAFETY: per the contract every pointer on the list is a live block of this head.
         unsafe {
@@ -98,6 +88,48 @@ impl BlockList {
     }
 }
 
+/// The head's lists; every mapped block is on exactly one.
+#[derive(Clone, Copy)]
+struct Lists {
+    /// Blocks with a free slot; allocation takes from the front.
+    partial: List,
+    /// Blocks without one.
+    full: List,
+    /// An empty block kept mapped (on the partial list, at the back) so that a class hovering at a block
+    /// boundary does not map and unmap.
+    spare: *mut u8,
+}
+
+impl Lists {
+    const EMPTY: Lists = Lists {
+        partial: List::EMPTY,
+        full: List::EMPTY,
+        spare: ptr::null_mut(),
+    };
+
+    /// Moves `base` onto `to` (front of partial, or full), off whatever list it is on.
+    ///
+    /// # Safety
+    /// Head lock held; `base` is a block of this head.
+    unsafe fn move_to<B: Block>(&mut self, base: NonNull<u8>, to: ListTag, layout: &ClassLayout) {
+        // SAFETY: per the contract; the tag says which list the block is on.
+        unsafe {
+            let block = B::at(base);
+            match block.list() {
+                ListTag::Partial => self.partial.unlink::<B>(base, layout),
+                ListTag::Full => self.full.unlink::<B>(base, layout),
+                ListTag::None => {}
+            }
+            match to {
+                ListTag::Partial => self.partial.push_front::<B>(base, layout),
+                ListTag::Full => self.full.push_front::<B>(base, layout),
+                ListTag::None => {}
+            }
+            block.set_list(to);
+        }
+    }
+}
+
 /// Counters of one head, readable without its lock.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct HeadCounts {
@@ -110,7 +142,7 @@ pub(crate) struct HeadCounts {
 /// One size class's head.
 pub(crate) struct Head {
     lock: Lock,
-    list: UnsafeCell<BlockList>,
+    lists: UnsafeCell<Lists>,
     // Allocation counts under the head lock it already holds; frees count with atomics, since most frees
     // take only a block lock. Live figures are the differences (wrapping).
     allocated_objects: LockedCounter,
@@ -121,7 +153,7 @@ pub(crate) struct Head {
     resident_bytes: LockedCounter,
 }
 
-// SAFETY: the raw block pointers in `list` are only used under `lock`; everything else is atomic.
+// SAFETY: the raw block pointers in `lists` are only used under `lock`; everything else is atomic.
 unsafe impl Send for Head {}
 // SAFETY: as above: all shared access goes through the lock or atomics.
 unsafe impl Sync for Head {}
@@ -131,7 +163,7 @@ impl Head {
     pub(crate) const fn new() -> Self {
         Self {
             lock: new_lock(),
-            list: UnsafeCell::new(BlockList::EMPTY),
+            lists: UnsafeCell::new(Lists::EMPTY),
             allocated_objects: LockedCounter::new(),
             allocated_bytes: LockedCounter::new(),
             freed_objects: AtomicUsize::new(0),
@@ -144,7 +176,7 @@ impl Head {
     pub(crate) fn new() -> Self {
         Self {
             lock: new_lock(),
-            list: UnsafeCell::new(BlockList::EMPTY),
+            lists: UnsafeCell::new(Lists::EMPTY),
             allocated_objects: LockedCounter::new(),
             allocated_bytes: LockedCounter::new(),
             freed_objects: AtomicUsize::new(0),
@@ -181,26 +213,27 @@ impl Head {
             .fetch_add(old.wrapping_sub(new), Ordering::Relaxed);
     }
 
-    /// Takes a slot of this head's class for a request of `requested` bytes, mapping a new block when no
-    /// listed block has one.
+    /// Takes a slot of this head's class for a request of `requested` bytes, mapping a new block (tagged
+    /// with `owner`) when no partial block has one.
     pub(crate) fn alloc<B: Block>(
         &self,
         class: u8,
+        owner: u8,
         layout: &ClassLayout,
         requested: usize,
     ) -> Result<Popped, AllocError> {
         let _head = acquire(&self.lock);
-        // SAFETY: the head lock is held, so the list and every listed block's links are ours; each listed
-        // block is mapped (blocks leave the list before they are unmapped), and its slot state is
-        // touched only under its own lock, taken here after the head's (the lock order).
+        // SAFETY: the head lock is held, so the lists and every block's links are ours; each listed block
+        // is mapped (blocks leave the lists before they are unmapped), and its slot state is touched only
+        // under its own lock, taken here after the head's (the lock order).
         unsafe {
-            let mut list = read(&self.list);
+            let mut lists = read(&self.lists);
             let outcome = loop {
-                let base = match NonNull::new(list.first) {
+                let base = match NonNull::new(lists.partial.first) {
                     Some(base) => base,
-                    None => match self.map_block::<B>(class, layout) {
+                    None => match self.map_block::<B>(class, owner, layout) {
                         Ok(base) => {
-                            list.push_front::<B>(base, layout);
+                            lists.move_to::<B>(base, ListTag::Partial, layout);
                             base
                         }
                         Err(error) => break Err(error),
@@ -210,10 +243,10 @@ impl Head {
                 let guard = acquire(block.lock());
                 let popped = block.pop(layout);
                 if popped.is_none() || !block.has_free(layout) {
-                    list.unlink::<B>(base, layout);
+                    lists.move_to::<B>(base, ListTag::Full, layout);
                 }
-                if list.spare == base.as_ptr() {
-                    list.spare = ptr::null_mut();
+                if lists.spare == base.as_ptr() {
+                    lists.spare = ptr::null_mut();
                 }
                 drop(guard);
                 if let Some(popped) = popped {
@@ -223,7 +256,7 @@ impl Head {
                     break Ok(popped);
                 }
             };
-            write(&self.list, list);
+            write(&self.lists, lists);
             outcome
         }
     }
@@ -248,7 +281,14 @@ impl Head {
             if block.class() != class {
                 return Err(FreeError::ClassMismatch);
             }
-            let guard = acquire(block.lock());
+            let mut guard = acquire(block.lock());
+            // Room to count ourselves pending must exist before our slot goes back: once it has, only the
+            // pending count keeps the block mapped. (65535 threads in that window: never, but not UB.)
+            while block.pending() == u16::MAX {
+                drop(guard);
+                std::thread::yield_now();
+                guard = acquire(block.lock());
+            }
             let pushed = block.push(ptr, layout)?;
             if !pushed.was_full && !pushed.now_empty {
                 return Ok(());
@@ -259,9 +299,9 @@ impl Head {
             let head_guard = acquire(&self.lock);
             let guard = acquire(block.lock());
             block.set_pending(block.pending() - 1);
-            let mut list = read(&self.list);
-            let release = self.settle::<B>(&mut list, base, block, layout);
-            write(&self.list, list);
+            let mut lists = read(&self.lists);
+            let release = self.settle::<B>(&mut lists, base, block, layout);
+            write(&self.lists, lists);
             drop(guard);
             if release {
                 B::destroy(base);
@@ -280,32 +320,32 @@ impl Head {
     /// Both the head lock and the block's lock are held.
     unsafe fn settle<B: Block>(
         &self,
-        list: &mut BlockList,
+        lists: &mut Lists,
         base: NonNull<u8>,
         block: &B,
         layout: &ClassLayout,
     ) -> bool {
         // SAFETY: per the contract both locks are held.
         unsafe {
-            let listed = list.contains::<B>(base, layout);
             if block.is_empty() && block.pending() == 0 {
-                if list.spare.is_null() || list.spare == base.as_ptr() {
-                    // Keep one empty block per head; at the back, so partial blocks fill first.
-                    list.spare = base.as_ptr();
-                    if !listed {
-                        list.push_back::<B>(base, layout);
-                    }
+                if lists.spare == base.as_ptr() {
                     return false;
                 }
-                if listed {
-                    list.unlink::<B>(base, layout);
+                if lists.spare.is_null() {
+                    // Keep one empty block per head; at the back, so partial blocks fill first.
+                    lists.move_to::<B>(base, ListTag::None, layout);
+                    lists.partial.push_back::<B>(base, layout);
+                    block.set_list(ListTag::Partial);
+                    lists.spare = base.as_ptr();
+                    return false;
                 }
+                lists.move_to::<B>(base, ListTag::None, layout);
                 self.blocks.sub_locked(1);
                 self.resident_bytes.sub_locked(block.resident_bytes(layout));
                 return true;
             }
-            if !listed && block.has_free(layout) {
-                list.push_front::<B>(base, layout);
+            if block.list() == ListTag::Full && block.has_free(layout) {
+                lists.move_to::<B>(base, ListTag::Partial, layout);
             }
             false
         }
@@ -318,6 +358,7 @@ impl Head {
     unsafe fn map_block<B: Block>(
         &self,
         class: u8,
+        owner: u8,
         layout: &ClassLayout,
     ) -> Result<NonNull<u8>, AllocError> {
         let size = layout.block_size();
@@ -328,23 +369,51 @@ impl Head {
             return Err(AllocError::OutOfMemory);
         }
         // SAFETY: a fresh, zeroed, self-aligned block that nobody else knows yet.
-        unsafe { B::init(base, class, layout) };
+        unsafe { B::init(base, class, owner, layout) };
         self.blocks.add_locked(1);
         self.resident_bytes.add_locked(PAGE_SIZE);
         Ok(base)
     }
 
-    /// Unmaps every listed block that holds no live slot; blocks with live slots stay mapped, since their
+    /// Unmaps every block of the head, live slots or not, and zeroes its live counts.
+    ///
+    /// # Safety
+    /// No other thread uses this head or any of its memory during the call, and nothing allocated from it
+    /// is used afterwards.
+    pub(crate) unsafe fn release_all<B: Block>(&self, layout: &ClassLayout) {
+        let _head = acquire(&self.lock);
+        // SAFETY: exclusive use per the contract; the lists hold every mapped block of this head.
+        unsafe {
+            let lists = read(&self.lists);
+            for list in [lists.partial, lists.full] {
+                let mut cursor = list.first;
+                while let Some(base) = NonNull::new(cursor) {
+                    cursor = B::at(base).next(layout);
+                    B::destroy(base);
+                    os::unmap(base, layout.block_size());
+                }
+            }
+            write(&self.lists, Lists::EMPTY);
+        }
+        self.blocks.sub_locked(self.blocks.get());
+        self.resident_bytes.sub_locked(self.resident_bytes.get());
+        self.freed_objects
+            .store(self.allocated_objects.get(), Ordering::Relaxed);
+        self.freed_bytes
+            .store(self.allocated_bytes.get(), Ordering::Relaxed);
+    }
+
+    /// Unmaps every block that holds no live slot; blocks with live slots stay mapped, since their
     /// slots are still in use.
     ///
     /// # Safety
     /// No other thread uses this head (the caller has it exclusively, e.g. in `Drop`).
     pub(crate) unsafe fn release_empty<B: Block>(&self, layout: &ClassLayout) {
         let _head = acquire(&self.lock);
-        // SAFETY: exclusive use per the contract; the list holds only mapped blocks of this head.
+        // SAFETY: exclusive use per the contract; the lists hold only mapped blocks of this head.
         unsafe {
-            let mut list = read(&self.list);
-            let mut cursor = list.first;
+            let mut lists = read(&self.lists);
+            let mut cursor = lists.partial.first;
             while let Some(base) = NonNull::new(cursor) {
                 let block = B::at(base);
                 cursor = block.next(layout);
@@ -353,9 +422,9 @@ impl Head {
                 let resident = block.resident_bytes(layout);
                 drop(guard);
                 if empty {
-                    list.unlink::<B>(base, layout);
-                    if list.spare == base.as_ptr() {
-                        list.spare = ptr::null_mut();
+                    lists.move_to::<B>(base, ListTag::None, layout);
+                    if lists.spare == base.as_ptr() {
+                        lists.spare = ptr::null_mut();
                     }
                     self.blocks.sub_locked(1);
                     self.resident_bytes.sub_locked(resident);
@@ -363,7 +432,7 @@ impl Head {
                     os::unmap(base, layout.block_size());
                 }
             }
-            write(&self.list, list);
+            write(&self.lists, lists);
         }
     }
 }
