@@ -139,7 +139,10 @@ impl Bitmap {
 
     /// Calls `visit` with the index of every set bit in `from..to`, skipping zero words. Panics if `to > len()`.
     pub fn for_each_set(&self, from: usize, to: usize, mut visit: impl FnMut(usize)) {
-        assert!(from <= to && to <= self.len_bits, "bitmap range out of bounds");
+        assert!(
+            from <= to && to <= self.len_bits,
+            "bitmap range out of bounds"
+        );
         let mut bit = from;
         while bit < to {
             // SAFETY: `bit < to <= len_bits`, so the word is in bounds (see `word`).

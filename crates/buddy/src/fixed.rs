@@ -92,10 +92,19 @@ impl<const HEAP: usize, const MIN_BLOCK: usize> fmt::Debug for BuddyAllocator<HE
 impl<const HEAP: usize, const MIN_BLOCK: usize> BuddyAllocator<HEAP, MIN_BLOCK> {
     const CHECKS: () = {
         assert!(HEAP.is_power_of_two(), "HEAP must be a power of two");
-        assert!(MIN_BLOCK.is_power_of_two(), "MIN_BLOCK must be a power of two");
+        assert!(
+            MIN_BLOCK.is_power_of_two(),
+            "MIN_BLOCK must be a power of two"
+        );
         assert!(MIN_BLOCK <= HEAP, "MIN_BLOCK must not exceed HEAP");
-        assert!(HEAP >= 1 << MIN_ORDER_FLOOR, "HEAP must hold at least one 16-byte block");
-        assert!(HEAP <= 1 << (usize::BITS - 2), "HEAP is too large to allocate");
+        assert!(
+            HEAP >= 1 << MIN_ORDER_FLOOR,
+            "HEAP must hold at least one 16-byte block"
+        );
+        assert!(
+            HEAP <= 1 << (usize::BITS - 2),
+            "HEAP is too large to allocate"
+        );
     };
 
     const MIN_ORDER: u32 = {
@@ -202,7 +211,10 @@ impl<const HEAP: usize, const MIN_BLOCK: usize> BuddyAllocator<HEAP, MIN_BLOCK> 
             .alloc_bytes(size, align)
             .ok_or(AllocError::OutOfMemory)?;
         if self.zero_initialized {
-            let order = self.region.order_for(size, align).unwrap_or(Self::HEAP_ORDER);
+            let order = self
+                .region
+                .order_for(size, align)
+                .unwrap_or(Self::HEAP_ORDER);
             // SAFETY: the block is `2^order` bytes of the heap, just handed out and used by no one else yet.
             unsafe { block.as_ptr().write_bytes(0, 1usize << order) };
         }

@@ -52,13 +52,21 @@ impl FreeList {
         let node = block.as_ptr().cast::<FreeNode>();
         if self.head.is_null() {
             // SAFETY: the caller guarantees `node` is writable and aligned.
-            unsafe { node.write(FreeNode { next: node, prev: node }) };
+            unsafe {
+                node.write(FreeNode {
+                    next: node,
+                    prev: node,
+                })
+            };
         } else {
             let head = self.head;
             // SAFETY: `head` is on the list, so valid; its `prev` is the tail, also on the list. `node` is writable.
             unsafe {
                 let tail = (*head).prev;
-                node.write(FreeNode { next: head, prev: tail });
+                node.write(FreeNode {
+                    next: head,
+                    prev: tail,
+                });
                 (*tail).next = node;
                 (*head).prev = node;
             }

@@ -149,8 +149,14 @@ mod tests {
 
     #[test]
     fn impossible_mappings_are_errors() {
-        assert_eq!(Mapping::new_aligned(0, 4096).unwrap_err(), OsError::SizeOverflow);
-        assert_eq!(Mapping::new_aligned(usize::MAX, 4096).unwrap_err(), OsError::SizeOverflow);
+        assert_eq!(
+            Mapping::new_aligned(0, 4096).unwrap_err(),
+            OsError::SizeOverflow
+        );
+        assert_eq!(
+            Mapping::new_aligned(usize::MAX, 4096).unwrap_err(),
+            OsError::SizeOverflow
+        );
         assert_eq!(
             Mapping::new_aligned(1 << 40, 1 << 63).unwrap_err(),
             OsError::SizeOverflow

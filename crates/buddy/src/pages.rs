@@ -117,7 +117,8 @@ impl PageHeap {
             .checked_add(max_order)
             .filter(|&shift| shift < usize::BITS - 2)
             .ok_or(PageError::BadConfig)?;
-        if page_shift < crate::region::MIN_ORDER_FLOOR || chunk_shift >= crate::region::ORDER_LIMIT {
+        if page_shift < crate::region::MIN_ORDER_FLOOR || chunk_shift >= crate::region::ORDER_LIMIT
+        {
             return Err(PageError::BadConfig);
         }
         Ok(Self {

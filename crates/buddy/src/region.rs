@@ -459,7 +459,9 @@ impl Region {
         size: usize,
         align: usize,
     ) -> Result<(), RegionFreeError> {
-        let order = self.order_for(size, align).ok_or(RegionFreeError::BadOrder)?;
+        let order = self
+            .order_for(size, align)
+            .ok_or(RegionFreeError::BadOrder)?;
         self.free(ptr, order)
     }
 
@@ -537,7 +539,8 @@ impl Region {
             allocated_bytes: self.allocated_bytes,
             free_bytes: self.managed_bytes - self.allocated_bytes,
             live_blocks: self.live_blocks,
-            largest_free_order: (self.nonempty != 0).then(|| u64::BITS - 1 - self.nonempty.leading_zeros()),
+            largest_free_order: (self.nonempty != 0)
+                .then(|| u64::BITS - 1 - self.nonempty.leading_zeros()),
         }
     }
 

@@ -11,5 +11,7 @@ pub(crate) use std::sync::{Mutex, MutexGuard};
 /// The pool's critical sections leave the region consistent at every step that can panic (none is expected), so a
 /// poisoned lock carries no broken invariant, and refusing service forever would help no one.
 pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }

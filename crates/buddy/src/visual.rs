@@ -31,7 +31,11 @@ pub fn draw(heap: &PageHeap) -> String {
         for (_, block) in blocks.iter().filter(|(chunk, _)| *chunk == index) {
             let first = (block.addr - base) / page_size;
             let pages = 1usize << block.order;
-            let (head, body) = if block.allocated { ('A', '#') } else { ('F', '.') };
+            let (head, body) = if block.allocated {
+                ('A', '#')
+            } else {
+                ('F', '.')
+            };
             let row = &mut rows[block.order as usize];
             row[first] = head;
             for cell in &mut row[first + 1..first + pages] {
