@@ -65,6 +65,20 @@ impl std::error::Error for FreeError {}
 ///
 /// `HEAP` and `MIN_BLOCK` must be powers of two with `MIN_BLOCK <= HEAP` (checked at compile time). A block holds
 /// two links while it is free, so a `MIN_BLOCK` below 16 bytes (on 64-bit targets) is served with 16-byte blocks.
+///
+/// Sizes that are not powers of two are refused at compile time:
+///
+/// ```compile_fail
+/// let heap = classalloc_buddy::BuddyAllocator::<1000, 8>::new(false);
+/// ```
+///
+/// ```compile_fail
+/// let heap = classalloc_buddy::BuddyAllocator::<1024, 24>::new(false);
+/// ```
+///
+/// ```compile_fail
+/// let heap = classalloc_buddy::BuddyAllocator::<1024, 2048>::new(false);
+/// ```
 pub struct BuddyAllocator<const HEAP: usize, const MIN_BLOCK: usize> {
     heap: NonNull<u8>,
     // Owned by `region`'s raw view; kept here so that it is freed with the allocator.
