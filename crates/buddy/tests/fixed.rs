@@ -168,7 +168,7 @@ fn the_allocator_keeps_working_after_being_moved() {
     let mut boxed = Box::new(heap);
     let other = boxed.alloc_bytes(100).unwrap();
     assert_ne!(other, block);
-    let mut moved = vec![*boxed];
+    let mut moved = [*boxed];
     let heap = &mut moved[0];
     // SAFETY: `block` is still live, 128 bytes.
     let bytes = unsafe { std::slice::from_raw_parts(block.as_ptr(), 128) };

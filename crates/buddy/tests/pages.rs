@@ -30,7 +30,8 @@ fn every_order_from_0_to_10_is_served_aligned_to_its_size() {
     }
     for &(block, order) in &blocks {
         // SAFETY: live block, filled above.
-        assert!(unsafe { all_equal(block, 4096 << order, order as u8 + 1) });
+        let intact = unsafe { all_equal(block, 4096 << order, order as u8 + 1) };
+        assert!(intact);
     }
     for (block, order) in blocks {
         heap.free_pages(block, order).unwrap();

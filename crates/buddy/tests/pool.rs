@@ -189,10 +189,8 @@ fn threads_share_a_pool_without_overlap() {
                     } else if !live.is_empty() {
                         let (block, size, pattern) = live.swap_remove(rng.below(live.len()));
                         // SAFETY: the block is live with `size` bytes written.
-                        assert!(
-                            unsafe { all_equal(block, size, pattern) },
-                            "another thread wrote here"
-                        );
+                        let intact = unsafe { all_equal(block, size, pattern) };
+                        assert!(intact, "another thread wrote here");
                         pool.free(block).unwrap();
                     }
                 }

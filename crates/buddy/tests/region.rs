@@ -131,7 +131,7 @@ fn unaligned_regions_of_odd_length_hand_out_only_their_own_bytes() {
         let start = buf.addr() + offset;
         let end = start + len;
         let (mut region, _meta) = region_over(&buf, offset, len, 4, 12);
-        let expected = ((end & !15) - ((start + 15) & !15)) as usize;
+        let expected = (end & !15) - ((start + 15) & !15);
         assert_eq!(
             region.stats().managed_bytes,
             expected,
@@ -427,7 +427,7 @@ fn a_region_can_be_moved_between_operations() {
     let (mut region, meta) = region_over(&buf, 0, 1 << 12, 4, 12);
     let a = region.alloc(5).unwrap();
     let moved = Box::new(region);
-    let mut moved_again = vec![*moved];
+    let mut moved_again = [*moved];
     let region = &mut moved_again[0];
     let b = region.alloc(5).unwrap();
     assert_ne!(a, b);
@@ -511,10 +511,8 @@ fn random_stress(seed: u64, offset: usize, len: usize, min: u32, max: u32, steps
             let live = model.remove(&addr).unwrap();
             let block = NonNull::new(addr as *mut u8).unwrap();
             // SAFETY: the block is live and `2^order` bytes long.
-            assert!(
-                unsafe { all_equal(block, 1 << live.order, live.pattern) },
-                "block content overwritten"
-            );
+            let intact = unsafe { all_equal(block, 1 << live.order, live.pattern) };
+            assert!(intact, "block content overwritten");
             if rng.next() & 1 == 0 {
                 region.free(block, live.order).unwrap();
             } else {
