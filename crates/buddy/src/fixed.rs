@@ -197,6 +197,7 @@ impl<const HEAP: usize, const MIN_BLOCK: usize> BuddyAllocator<HEAP, MIN_BLOCK> 
                 _owns: PhantomData,
             }),
             Err(_) => {
+                // No region was built, so nothing in the heap was poisoned.
                 // SAFETY: `heap` was allocated above with `layout` and nothing refers to it.
                 unsafe { alloc::dealloc(heap.as_ptr(), layout) };
                 Err(AllocError::OutOfMemory)
@@ -256,11 +257,14 @@ impl<const HEAP: usize, const MIN_BLOCK: usize> BuddyAllocator<HEAP, MIN_BLOCK> 
 
     /// Frees every block at once.
     pub fn free_all(&mut self) {
-        self.region.reset();
         if self.zero_initialized {
-            // SAFETY: the whole heap is free again and owned by the allocator.
+            // Free blocks may be poisoned for AddressSanitizer; the heap is about to be all free anyway.
+            self.region.unpoison_all();
+            // SAFETY: every block is being freed; the heap is owned by the allocator, and `&mut self` means no
+            // borrow of it is alive.
             unsafe { self.heap.as_ptr().write_bytes(0, HEAP) };
         }
+        self.region.reset();
     }
 
     /// Bytes in free blocks.
@@ -291,6 +295,7 @@ impl<const HEAP: usize, const MIN_BLOCK: usize> BuddyAllocator<HEAP, MIN_BLOCK> 
 
 impl<const HEAP: usize, const MIN_BLOCK: usize> Drop for BuddyAllocator<HEAP, MIN_BLOCK> {
     fn drop(&mut self) {
+        self.region.unpoison_all();
         // SAFETY: `heap` was allocated in `try_new` with this layout and is freed only here.
         unsafe { alloc::dealloc(self.heap.as_ptr(), Self::heap_layout()) };
     }

@@ -112,6 +112,9 @@ impl Mapping {
 
 impl Drop for Mapping {
     fn drop(&mut self) {
+        // A region over this mapping may have poisoned free blocks; a later mapping at this address must not
+        // inherit that.
+        crate::asan::unpoison(self.ptr.as_ptr() as usize, self.len);
         // SAFETY: `ptr..ptr + len` is exactly the mapping this value owns; nothing may use it after the drop.
         unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.len) };
     }

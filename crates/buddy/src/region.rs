@@ -16,6 +16,7 @@
 
 use core::ptr::NonNull;
 
+use crate::asan;
 use crate::bits::{align_down, align_up, ceil_log2, words_for_bits, Bitmap};
 use crate::list::{self, FreeList, NODE_SIZE};
 
@@ -360,11 +361,13 @@ impl Region {
         if order < self.max_order {
             self.bits.toggle(self.pair_bit(order, addr));
         }
+        asan::unpoison(addr, NODE_SIZE);
         // SAFETY: `addr` is a non-null block of `2^order >= NODE_SIZE` bytes inside the usable span, aligned to
         // `2^order >= align_of::<FreeNode>()`; it is free, so no one else uses it and it is on no list.
         unsafe {
             self.lists[order as usize].push(NonNull::new_unchecked(addr as *mut u8));
         }
+        asan::poison(addr + NODE_SIZE, (1usize << order) - NODE_SIZE);
         self.nonempty |= 1 << order;
     }
 
@@ -414,6 +417,7 @@ impl Region {
         }
         let live = self.live_bit(order, addr);
         self.bits.set(live);
+        asan::unpoison(addr, 1usize << order);
         self.allocated_bytes += 1usize << order;
         self.live_blocks += 1;
         Some(block)
@@ -524,12 +528,20 @@ impl Region {
 
     /// Frees every live block at once, restoring the region to its state just after construction.
     pub fn reset(&mut self) {
+        asan::unpoison(self.usable_start, self.usable_end - self.usable_start);
         self.bits.clear_all();
         self.lists = core::array::from_fn(|_| FreeList::new());
         self.nonempty = 0;
         self.allocated_bytes = 0;
         self.live_blocks = 0;
         self.release_usable_span();
+    }
+
+    /// Makes the whole usable span addressable for AddressSanitizer again (under `--cfg classalloc_asan`; a no-op
+    /// otherwise). Owners call it before giving the memory back, so that poisoned free blocks do not outlive the
+    /// region in the sanitizer's shadow.
+    pub fn unpoison_all(&self) {
+        asan::unpoison(self.usable_start, self.usable_end - self.usable_start);
     }
 
     /// Current accounting.

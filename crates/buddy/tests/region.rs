@@ -583,3 +583,30 @@ fn uniqueness_of_live_pointers_over_many_actions() {
     }
     region.check_invariants().unwrap();
 }
+
+/// Under `cargo xtask asan`, free blocks are poisoned except their two link words, and handed-out blocks are not.
+#[cfg(classalloc_asan)]
+#[test]
+fn free_blocks_are_poisoned_for_address_sanitizer() {
+    extern "C" {
+        fn __asan_address_is_poisoned(addr: *const std::ffi::c_void) -> std::ffi::c_int;
+    }
+    let poisoned = |addr: usize| {
+        // SAFETY: the query only reads ASan's shadow memory.
+        unsafe { __asan_address_is_poisoned(addr as *const std::ffi::c_void) != 0 }
+    };
+    let buf = AlignedBuf::new(1 << 10, 1 << 10, 0);
+    let (mut region, _meta) = region_over(&buf, 0, 1 << 10, 4, 10);
+    assert!(!poisoned(buf.addr()), "link words stay addressable");
+    assert!(poisoned(buf.addr() + 16) && poisoned(buf.addr() + 1023));
+    let block = region.alloc(6).unwrap();
+    let addr = block.as_ptr() as usize;
+    assert!(
+        (addr..addr + 64).all(|a| !poisoned(a)),
+        "a handed-out block is addressable"
+    );
+    region.free(block, 6).unwrap();
+    assert!(poisoned(addr + 16), "a freed block is poisoned again");
+    region.unpoison_all();
+    assert!(!poisoned(buf.addr() + 512));
+}
