@@ -269,7 +269,7 @@ impl<const HEAP: usize, const MIN_BLOCK: usize> BuddyAllocator<HEAP, MIN_BLOCK> 
 
     /// Bytes in free blocks.
     pub fn total_free(&self) -> usize {
-        self.region.free_bytes_total()
+        self.region.available_bytes()
     }
 
     /// Bytes in live blocks (whole blocks, so a 9-byte request on 8-byte blocks counts 16).
