@@ -43,6 +43,8 @@ pub enum RegionInitError {
     MetadataTooSmall,
     /// The metadata buffer overlaps the region.
     MetadataOverlapsRegion,
+    /// The metadata buffer is not aligned for `u64`.
+    MetadataMisaligned,
 }
 
 /// Why a block could not be freed. Nothing is changed when an error is returned.
@@ -224,6 +226,9 @@ impl Region {
         let words = words_for_bits(geometry.total_bits);
         if metadata_len < words {
             return Err(RegionInitError::MetadataTooSmall);
+        }
+        if !metadata.as_ptr().is_aligned() {
+            return Err(RegionInitError::MetadataMisaligned);
         }
         let meta_start = metadata.as_ptr() as usize;
         let meta_end = meta_start.saturating_add(words * 8);
