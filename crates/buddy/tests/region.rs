@@ -542,12 +542,16 @@ fn random_stress(seed: u64, offset: usize, len: usize, min: u32, max: u32, steps
 
 #[test]
 fn random_stress_against_a_model_aligned_region() {
-    random_stress(1, 0, 1 << 16, 4, 16, 4000);
+    for seed in 1..=6 {
+        random_stress(seed, 0, 1 << 16, 4, 16, 2000);
+    }
 }
 
 #[test]
 fn random_stress_against_a_model_unaligned_odd_region() {
-    random_stress(2, 40, 50_000, 4, 13, 4000);
+    for seed in 11..=16 {
+        random_stress(seed, 40, 50_000, 4, 13, 2000);
+    }
 }
 
 #[test]
@@ -609,4 +613,32 @@ fn free_blocks_are_poisoned_for_address_sanitizer() {
     assert!(poisoned(addr + 16), "a freed block is poisoned again");
     region.unpoison_all();
     assert!(!poisoned(buf.addr() + 512));
+}
+
+#[test]
+fn alloc_and_sized_free_agree_for_every_size_and_alignment() {
+    // One rounding decides the block for both directions: a sized free must find exactly the block it was given.
+    let buf = AlignedBuf::new(1 << 14, 1 << 14, 0);
+    let (mut region, _meta) = region_over(&buf, 0, 1 << 14, 4, 14);
+    for align_order in 0..=12 {
+        let align = 1usize << align_order;
+        for size in 1..=1100 {
+            let block = region
+                .alloc_bytes(size, align)
+                .expect("fits an empty region");
+            let addr = block.as_ptr() as usize;
+            let order = region.live_order(block).unwrap();
+            assert!(
+                1usize << order >= size && 1usize << order >= align,
+                "size {size} align {align}"
+            );
+            assert!(
+                size <= 16 && align <= 16 || (1usize << (order - 1)) < size.max(align),
+                "not the smallest"
+            );
+            assert_eq!(addr % align, 0);
+            region.free_bytes(block, size, align).unwrap();
+        }
+    }
+    assert_eq!(region.stats().largest_free_order, Some(14));
 }
