@@ -132,11 +132,12 @@ impl<const HEAP: usize, const MIN_BLOCK: usize> BuddyAllocator<HEAP, MIN_BLOCK> 
 
     const HEAP_ORDER: u32 = ceil_log2(HEAP);
 
-    fn heap_layout() -> Layout {
-        // `HEAP` is a power of two no larger than `isize::MAX + 1 >> 1` (checked in `CHECKS`), so the layout is
-        // valid; the fallback is never taken.
-        Layout::from_size_align(HEAP, HEAP).unwrap_or(Layout::new::<u8>())
-    }
+    /// The heap's layout: `HEAP` bytes aligned to `HEAP`, so blocks are naturally aligned in absolute addresses.
+    /// Evaluated at compile time: an impossible layout is a build error, not a runtime one.
+    const HEAP_LAYOUT: Layout = match Layout::from_size_align(HEAP, HEAP) {
+        Ok(layout) => layout,
+        Err(_) => panic!("HEAP bytes aligned to HEAP is not a valid layout"),
+    };
 
     /// A new allocator whose heap is fully free. With `zero_initialized`, the heap starts zeroed and every block
     /// is zeroed again when handed out.
@@ -146,14 +147,14 @@ impl<const HEAP: usize, const MIN_BLOCK: usize> BuddyAllocator<HEAP, MIN_BLOCK> 
     pub fn new(zero_initialized: bool) -> Self {
         match Self::try_new(zero_initialized) {
             Ok(allocator) => allocator,
-            Err(_) => alloc::handle_alloc_error(Self::heap_layout()),
+            Err(_) => alloc::handle_alloc_error(Self::HEAP_LAYOUT),
         }
     }
 
     /// A new allocator whose heap is fully free, or `OutOfMemory` if the heap cannot be obtained.
     pub fn try_new(zero_initialized: bool) -> Result<Self, AllocError> {
         let () = Self::CHECKS;
-        let layout = Self::heap_layout();
+        let layout = Self::HEAP_LAYOUT;
         // SAFETY: `layout` has a non-zero size (`HEAP >= 1`).
         let raw = unsafe {
             if zero_initialized {
@@ -297,6 +298,6 @@ impl<const HEAP: usize, const MIN_BLOCK: usize> Drop for BuddyAllocator<HEAP, MI
     fn drop(&mut self) {
         self.region.unpoison_all();
         // SAFETY: `heap` was allocated in `try_new` with this layout and is freed only here.
-        unsafe { alloc::dealloc(self.heap.as_ptr(), Self::heap_layout()) };
+        unsafe { alloc::dealloc(self.heap.as_ptr(), Self::HEAP_LAYOUT) };
     }
 }
