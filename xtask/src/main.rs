@@ -3,6 +3,8 @@
 //! Plain std only: the tasks are sequences of cargo invocations, and a task runner with dependencies would
 //! slow down every CI run for nothing.
 
+mod bench;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
@@ -13,6 +15,7 @@ tasks:
   ci      fmt check, clippy -D warnings, all tests and doc tests, a short loom run
   loom    the loom models of the lock interactions (LOOM_MAX_PREEMPTIONS defaults to 2)
   asan    the test suite under AddressSanitizer (nightly-free: RUSTC_BOOTSTRAP on stable)
+  bench   the benchmark suite and report, target/bench-report/report.md (--quick: smoke test)
   help    this text
 ";
 
@@ -24,6 +27,7 @@ fn main() -> ExitCode {
         "ci" => ci(),
         "loom" => loom(rest),
         "asan" => asan(rest),
+        "bench" => bench::run(rest),
         "help" | "-h" | "--help" => {
             print!("{HELP}");
             Ok(())
@@ -86,7 +90,8 @@ fn ci() -> TaskResult {
         "cargo test (unit, integration, doc)",
         cargo().args(["test", "--workspace"]),
     )?;
-    loom(&[])
+    loom(&[])?;
+    bench::run(&["--quick".into()])
 }
 
 /// Loom builds everything with `--cfg loom`, so it gets a target directory of its own and does not
