@@ -271,6 +271,7 @@ impl Head {
         base: NonNull<u8>,
         ptr: NonNull<u8>,
         class: u8,
+        owner: u8,
         layout: &ClassLayout,
     ) -> Result<(), FreeError> {
         // SAFETY: per the contract the block is mapped: the caller's live slot keeps it from being
@@ -280,6 +281,10 @@ impl Head {
             let block = B::at(base);
             if block.class() != class {
                 return Err(FreeError::ClassMismatch);
+            }
+            // A block of another slab must never reach this head's lists.
+            if block.owner() != owner {
+                return Err(FreeError::OwnerMismatch);
             }
             let mut guard = acquire(block.lock());
             // Room to count ourselves pending must exist before our slot goes back: once it has, only the

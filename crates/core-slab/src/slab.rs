@@ -139,6 +139,11 @@ impl<C: SlabConfig> Slab<C> {
         self
     }
 
+    /// Sets the owner tag in place (for building tables of slabs in `const` code).
+    pub const fn set_owner(&mut self, owner: u8) {
+        self.owner = owner;
+    }
+
     /// This slab's owner tag.
     pub const fn owner(&self) -> u8 {
         self.owner
@@ -442,12 +447,14 @@ impl<C: SlabConfig> Slab<C> {
                 // SAFETY: per the contract ptr is a live slot of this class, so `base` is its mapped block.
                 unsafe {
                     match layout.kind {
-                        BlockKind::Tiny => head.free::<TinyHeader>(base, ptr, tag, layout),
+                        BlockKind::Tiny => {
+                            head.free::<TinyHeader>(base, ptr, tag, self.owner, layout)
+                        }
                         BlockKind::Index16 => {
-                            head.free::<IndexedHeader<u16>>(base, ptr, tag, layout)
+                            head.free::<IndexedHeader<u16>>(base, ptr, tag, self.owner, layout)
                         }
                         BlockKind::Index32 => {
-                            head.free::<IndexedHeader<u32>>(base, ptr, tag, layout)
+                            head.free::<IndexedHeader<u32>>(base, ptr, tag, self.owner, layout)
                         }
                     }
                 }?;

@@ -69,6 +69,7 @@ fn owner_tags_identify_the_slab_of_every_small_pointer() {
             assert_eq!(first.owner_of(a, layout), Some(3));
             assert_eq!(first.owner_of(b, layout), Some(9));
             assert_eq!(second.owner_of(a, layout), Some(3));
+            assert_eq!(second.dealloc(a, layout), Err(FreeError::OwnerMismatch));
             first.dealloc(a, layout).unwrap();
             second.dealloc(b, layout).unwrap();
         }

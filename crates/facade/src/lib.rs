@@ -1,12 +1,18 @@
 #![doc = include_str!("../README.md")]
 
+mod class_alloc;
 mod global;
+mod names;
+mod scope;
 mod seed_api;
 
+pub use class_alloc::{ClassAlloc, ClassHandle, ClassReport, Report};
+pub use classalloc_registry::{lifetime_class, strum, LifetimeClass, MAX_CLASSES};
 pub use classalloc_slab::{
     AllocError, BlockGeometry, ClassStats, FreeError, LargeStats, SizeClass, Totals,
 };
 pub use global::Global;
+pub use scope::with_class;
 pub use seed_api::{
     aligned_alloc, aligned_free, calloc, free, malloc, realloc, recalloc, try_free,
 };
