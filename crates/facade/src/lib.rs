@@ -8,6 +8,7 @@ mod seed_api;
 
 pub use class_alloc::{ClassAlloc, ClassHandle, ClassReport, Report};
 pub use classalloc_registry::{lifetime_class, strum, LifetimeClass, MAX_CLASSES};
+pub use classalloc_slab::fatal::abort_with;
 pub use classalloc_slab::{
     AllocError, BlockGeometry, ClassStats, FreeError, LargeStats, SizeClass, Totals,
 };
