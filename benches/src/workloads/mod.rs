@@ -57,3 +57,15 @@ pub unsafe fn touch_pages(ptr: *mut u8, size: usize) {
     // SAFETY: size >= 1, so size - 1 is inside the object.
     unsafe { ptr.add(size - 1).write_volatile(1) };
 }
+
+/// Joins every thread explicitly. A scope's implicit wait only waits for the closures to return,
+/// not for the threads to exit, and an allocator's thread-exit hook still running while the process
+/// exits can crash (rpmalloc's does: its `pthread_create` wrapper is linked into every process that
+/// links rpmalloc, whichever allocator is under test).
+pub fn join_all<T>(handles: Vec<std::thread::ScopedJoinHandle<'_, T>>) {
+    for handle in handles {
+        if let Err(panic) = handle.join() {
+            std::panic::resume_unwind(panic);
+        }
+    }
+}

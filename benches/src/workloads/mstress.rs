@@ -8,7 +8,7 @@ use std::alloc::GlobalAlloc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
-use super::alloc_or_die;
+use super::{alloc_or_die, join_all};
 use crate::prng::SplitMix64;
 
 /// Slots of the shared transfer array.
@@ -73,9 +73,10 @@ pub fn run<A: GlobalAlloc + Sync>(alloc: &A, config: MstressConfig) -> (u64, f64
     let start = Instant::now();
     for round in 0..config.rounds {
         std::thread::scope(|scope| {
+            let mut handles = Vec::with_capacity(config.threads);
             for thread in 0..config.threads {
                 let transfer = &transfer;
-                scope.spawn(move || {
+                handles.push(scope.spawn(move || {
                     let mut rng = SplitMix64::new((round * 64 + thread) as u64 + 3);
                     let mut owned: Vec<usize> = Vec::with_capacity(config.steps);
                     for _ in 0..config.steps {
@@ -108,8 +109,9 @@ pub fn run<A: GlobalAlloc + Sync>(alloc: &A, config: MstressConfig) -> (u64, f64
                     for object in owned {
                         check_and_free(alloc, object);
                     }
-                });
+                }));
             }
+            join_all(handles);
         });
     }
     let seconds = start.elapsed().as_secs_f64();

@@ -6,7 +6,7 @@ use std::alloc::GlobalAlloc;
 use std::sync::mpsc::sync_channel;
 use std::time::Instant;
 
-use super::{alloc_or_die, layout_for};
+use super::{alloc_or_die, join_all, layout_for};
 use crate::prng::SplitMix64;
 
 /// Objects per batch sent from a producer to its consumer.
@@ -23,9 +23,10 @@ const MAX_SIZE: usize = 128;
 pub fn run<A: GlobalAlloc + Sync>(alloc: &A, workers: usize, batches: usize) -> (u64, f64) {
     let start = Instant::now();
     std::thread::scope(|scope| {
+        let mut handles = Vec::with_capacity(2 * workers);
         for worker in 0..workers {
             let (sender, receiver) = sync_channel::<Vec<(usize, usize)>>(CHANNEL_BATCHES);
-            scope.spawn(move || {
+            handles.push(scope.spawn(move || {
                 let mut rng = SplitMix64::new(worker as u64 + 11);
                 for _ in 0..batches {
                     let batch = (0..BATCH)
@@ -43,16 +44,17 @@ pub fn run<A: GlobalAlloc + Sync>(alloc: &A, workers: usize, batches: usize) -> 
                         .send(batch)
                         .expect("the consumer outlives the producer");
                 }
-            });
-            scope.spawn(move || {
+            }));
+            handles.push(scope.spawn(move || {
                 for batch in receiver {
                     for (object, size) in batch {
                         // SAFETY: the producer allocated it with layout_for(size) and gave it up.
                         unsafe { alloc.dealloc(object as *mut u8, layout_for(size)) };
                     }
                 }
-            });
+            }));
         }
+        join_all(handles);
     });
     let seconds = start.elapsed().as_secs_f64();
     ((workers * batches * BATCH) as u64, seconds)
