@@ -310,6 +310,12 @@ impl Head {
             drop(guard);
             if release {
                 B::destroy(base);
+                // A second empty block means a wave of frees: the spare's pages go back too. A lone
+                // empty block keeps them (hysteresis), so a class churning at a block boundary does not
+                // pay a system call and page faults per round.
+                if let Some(spare) = NonNull::new(lists.spare) {
+                    self.purge_spare::<B>(spare, layout);
+                }
             }
             drop(head_guard);
             if release {
@@ -353,6 +359,22 @@ impl Head {
                 lists.move_to::<B>(base, ListTag::Partial, layout);
             }
             false
+        }
+    }
+
+    /// Gives the spare's pages back to the OS if it is still empty.
+    ///
+    /// # Safety
+    /// The head lock is held, no block lock is, and `spare` is the head's spare.
+    unsafe fn purge_spare<B: Block>(&self, spare: NonNull<u8>, layout: &ClassLayout) {
+        // SAFETY: the spare is a mapped block of this head (the head lock keeps it so); its lock is taken
+        // after the head's, the lock order.
+        unsafe {
+            let block = B::at(spare);
+            let _guard = acquire(block.lock());
+            if block.is_empty() && block.pending() == 0 {
+                self.resident_bytes.sub_locked(block.purge(layout));
+            }
         }
     }
 

@@ -3,6 +3,7 @@
 use super::{corrupted_free_list, touched_bytes, Block, ListTag, Popped, Pushed};
 use crate::error::FreeError;
 use crate::geometry::ClassLayout;
+use crate::os::{self, PAGE_SIZE};
 use crate::sync::{new_lock, read, write, Lock, UnsafeCell};
 use core::ptr::NonNull;
 
@@ -227,6 +228,38 @@ unsafe impl<I: SlotIndex> Block for IndexedHeader<I> {
     unsafe fn live(&self) -> usize {
         // SAFETY: the caller holds the block lock.
         unsafe { read(&self.live).to_usize() }
+    }
+
+    unsafe fn purge(&self, layout: &ClassLayout) -> usize {
+        // SAFETY: the caller holds the block lock and the block is empty, so no slot is in use: the
+        // slots' bytes are ours to zero and their pages ours to drop. The header page is kept; the
+        // part of it that holds slots is zeroed by hand so that every slot below the reset bump index
+        // is zero again.
+        unsafe {
+            let bump = read(&self.bump).to_usize();
+            if bump == 0 {
+                return 0;
+            }
+            let before = touched_bytes(layout, bump);
+            let base = self as *const Self as usize;
+            let data_start = base + layout.data_offset as usize;
+            let data_end = data_start + bump * layout.slot_size as usize;
+            let first_whole_page = (data_start + PAGE_SIZE - 1) & !(PAGE_SIZE - 1);
+            if data_start < first_whole_page {
+                let shared_end = data_end.min(first_whole_page);
+                (data_start as *mut u8).write_bytes(0, shared_end - data_start);
+            }
+            let purge_end = (data_end + PAGE_SIZE - 1) & !(PAGE_SIZE - 1);
+            if purge_end > first_whole_page {
+                os::purge(
+                    NonNull::new_unchecked(first_whole_page as *mut u8),
+                    purge_end - first_whole_page,
+                );
+            }
+            write(&self.bump, I::ZERO);
+            write(&self.free_head, I::END);
+            before - touched_bytes(layout, 0)
+        }
     }
 
     unsafe fn resident_bytes(&self, layout: &ClassLayout) -> usize {

@@ -125,6 +125,13 @@ pub(crate) unsafe trait Block: Sized {
     /// The caller holds the block's lock.
     unsafe fn live(&self) -> usize;
 
+    /// Gives the pages of an empty block's slots back to the OS and makes every slot fresh (zero, behind
+    /// the bump index) again; returns the resident bytes released.
+    ///
+    /// # Safety
+    /// The caller holds the block's lock and the block is empty.
+    unsafe fn purge(&self, layout: &ClassLayout) -> usize;
+
     /// Bytes of the block that the allocator has made resident (header page and slots handed out).
     ///
     /// # Safety

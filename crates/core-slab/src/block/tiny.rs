@@ -208,6 +208,11 @@ unsafe impl Block for TinyHeader {
             .sum()
     }
 
+    unsafe fn purge(&self, _layout: &ClassLayout) -> usize {
+        // One page, shared with the header: nothing to give back short of unmapping it.
+        0
+    }
+
     unsafe fn resident_bytes(&self, _layout: &ClassLayout) -> usize {
         PAGE_SIZE
     }
