@@ -324,8 +324,8 @@ fn empty_blocks_go_back_keeping_one_spare() {
     assert_eq!(after.resident_bytes, 4096);
     // The purged spare hands out zeroed slots from its start again.
     let p = slab.calloc(16).unwrap();
-    // SAFETY: a live 16-byte allocation.
     assert_eq!(
+        // SAFETY: a live 16-byte allocation.
         unsafe { core::slice::from_raw_parts(p.as_ptr(), 16) },
         &[0; 16]
     );
