@@ -25,6 +25,11 @@ use classalloc_slab::Slab;
 #[doc = include_str!("../../../README.md")]
 pub struct WorkspaceReadme;
 
+/// `docs/lifetime-classes.md`'s example, compiled and run as a doc test.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/lifetime-classes.md")]
+pub struct LifetimeClassesDoc;
+
 /// The process-wide slab behind [`Global`] and the seed's functions.
 static SLAB: Slab = Slab::new();
 
