@@ -132,18 +132,8 @@ pub unsafe extern "C" fn RemallocClass(
     old_size: usize,
     new_size: usize,
 ) -> *mut u8 {
-    let Some(nonnull) = NonNull::new(ptr) else {
-        return MallocClass(cls, new_size);
-    };
-    let Some(class) = CClass::new(cls) else {
-        return ptr::null_mut();
-    };
     // SAFETY: forwarded contract.
-    match unsafe { ALLOC.remalloc(class, nonnull, old_size, new_size) } {
-        Ok(new) => new.as_ptr(),
-        Err(classalloc::AllocError::NotAllocated(error)) => misuse(error, ptr, old_size),
-        Err(_) => ptr::null_mut(),
-    }
+    unsafe { resize(cls, ptr, old_size, new_size, false) }
 }
 
 /// `Recalloc` in class `cls`: as [`RemallocClass`], zeroing the grown tail.
@@ -157,14 +147,40 @@ pub unsafe extern "C" fn RecallocClass(
     old_size: usize,
     new_size: usize,
 ) -> *mut u8 {
+    // SAFETY: forwarded contract.
+    unsafe { resize(cls, ptr, old_size, new_size, true) }
+}
+
+/// `Remalloc` (or, with `zero_tail`, `Recalloc`) in class `cls`.
+///
+/// # Safety
+/// `ptr` is NULL or a live allocation of class `cls` of `old_size` bytes.
+unsafe fn resize(
+    cls: u32,
+    ptr: *mut u8,
+    old_size: usize,
+    new_size: usize,
+    zero_tail: bool,
+) -> *mut u8 {
     let Some(nonnull) = NonNull::new(ptr) else {
-        return CallocClass(cls, new_size);
+        return if zero_tail {
+            CallocClass(cls, new_size)
+        } else {
+            MallocClass(cls, new_size)
+        };
     };
     let Some(class) = CClass::new(cls) else {
         return ptr::null_mut();
     };
     // SAFETY: forwarded contract.
-    match unsafe { ALLOC.recalloc(class, nonnull, old_size, new_size) } {
+    let resized = unsafe {
+        if zero_tail {
+            ALLOC.recalloc(class, nonnull, old_size, new_size)
+        } else {
+            ALLOC.remalloc(class, nonnull, old_size, new_size)
+        }
+    };
+    match resized {
         Ok(new) => new.as_ptr(),
         Err(classalloc::AllocError::NotAllocated(error)) => misuse(error, ptr, old_size),
         Err(_) => ptr::null_mut(),

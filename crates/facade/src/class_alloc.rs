@@ -333,13 +333,7 @@ fn dangling(layout: Layout) -> NonNull<[u8]> {
 unsafe impl<C: LifetimeClass> allocator_api2::alloc::Allocator for ClassHandle<'_, C> {
     #[inline]
     fn allocate(&self, layout: Layout) -> Result<NonNull<[u8]>, allocator_api2::alloc::AllocError> {
-        if layout.size() == 0 {
-            return Ok(dangling(layout));
-        }
-        self.alloc
-            .table
-            .alloc(self.class, layout)
-            .map_err(|_| allocator_api2::alloc::AllocError)
+        self.allocate_in_class(layout, false)
     }
 
     #[inline]
@@ -347,13 +341,7 @@ unsafe impl<C: LifetimeClass> allocator_api2::alloc::Allocator for ClassHandle<'
         &self,
         layout: Layout,
     ) -> Result<NonNull<[u8]>, allocator_api2::alloc::AllocError> {
-        if layout.size() == 0 {
-            return Ok(dangling(layout));
-        }
-        self.alloc
-            .table
-            .alloc_zeroed(self.class, layout)
-            .map_err(|_| allocator_api2::alloc::AllocError)
+        self.allocate_in_class(layout, true)
     }
 
     #[inline]
@@ -404,6 +392,25 @@ unsafe impl<C: LifetimeClass> allocator_api2::alloc::Allocator for ClassHandle<'
 }
 
 impl<C: LifetimeClass> ClassHandle<'_, C> {
+    /// Allocates in the handle's class; zero-sized layouts take no memory.
+    #[inline]
+    fn allocate_in_class(
+        &self,
+        layout: Layout,
+        zeroed: bool,
+    ) -> Result<NonNull<[u8]>, allocator_api2::alloc::AllocError> {
+        if layout.size() == 0 {
+            return Ok(dangling(layout));
+        }
+        let table = &self.alloc.table;
+        let block = if zeroed {
+            table.alloc_zeroed(self.class, layout)
+        } else {
+            table.alloc(self.class, layout)
+        };
+        block.map_err(|_| allocator_api2::alloc::AllocError)
+    }
+
     /// Grow or shrink: in place within a size class, else a move (alignment changes always move).
     ///
     /// # Safety
