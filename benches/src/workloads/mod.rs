@@ -6,6 +6,7 @@ pub mod btree;
 pub mod churn;
 pub mod json;
 pub mod larson;
+pub mod lifetimes;
 pub mod locality;
 pub mod mixed;
 pub mod mstress;

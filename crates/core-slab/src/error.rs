@@ -29,6 +29,8 @@ pub enum FreeError {
     ClassMismatch,
     /// The block holds no live slot: the pointer was already freed.
     DoubleFree,
+    /// The block belongs to another slab (another lifetime class) than the one the free was sent to.
+    OwnerMismatch,
     /// A large allocation's pointer is not page-aligned, so it cannot be one of ours.
     Misaligned,
 }
@@ -54,6 +56,7 @@ impl fmt::Display for FreeError {
             }
             FreeError::ClassMismatch => "free with a size of another class than the allocation's",
             FreeError::DoubleFree => "double free",
+            FreeError::OwnerMismatch => "free into another lifetime class than the allocation's",
             FreeError::Misaligned => {
                 "free of a large allocation at a pointer that is not page-aligned"
             }

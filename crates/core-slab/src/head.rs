@@ -1,19 +1,19 @@
-//! A head: one per size class (and, in the registry above, per lifetime class). It owns the list of blocks
-//! that have a free slot and the class's counters.
+//! A head: one per size class of a slab. It owns the lists of its blocks and the class's counters.
 //!
 //! Lock protocol (the seed's "a lock per head and a lock per block"):
-//! - allocation takes the head lock, then the first listed block's lock, pops a slot, unlinks the block if it
-//!   became full;
-//! - a free takes only the block's lock, unless the free changes the block's list membership (the block was
-//!   full, or is now empty); then it marks itself *pending* on the block, drops the block lock, takes the
-//!   head lock and the block lock again (head before block, always), and *settles* the block;
+//! - allocation takes the head lock, then the first partial block's lock, pops a slot, and moves the block
+//!   to the full list if it became full;
+//! - a free takes only the block's lock, unless the free changes the block's list (it was full, or it is
+//!   now empty); then it marks itself *pending* on the block, drops the block lock, takes the head lock and
+//!   the block lock again (head before block, always), and *settles* the block;
 //! - a block is unmapped only under both locks, with no live slot and no pending thread, so no thread can
 //!   still be on its way to its lock.
 //!
-//! Architecture invariant: a block is on its head's list iff it has a free slot, except between a free that
-//! found it full and that free's settle (the block is then pending and unreachable by allocation).
+//! Architecture invariants: every mapped block of the head is on exactly one of its two lists (so a whole
+//! class can be released); a block on the partial list has a free slot; a full block is on the full list,
+//! and so is a block that a pending free has just made partial, until that free settles it.
 
-use crate::block::{Block, Popped};
+use crate::block::{Block, ListTag, Popped};
 use crate::error::{AllocError, FreeError};
 use crate::geometry::ClassLayout;
 use crate::os::{self, PAGE_SIZE};
@@ -22,31 +22,21 @@ use crate::sync::{
 };
 use core::ptr::{self, NonNull};
 
-/// The blocks with a free slot, and at most one empty block kept as a spare.
+/// An intrusive doubly linked list of blocks, through the links in their headers.
 #[derive(Clone, Copy)]
-struct BlockList {
+struct List {
     first: *mut u8,
     last: *mut u8,
-    /// An empty block kept mapped so that a class hovering at a block boundary does not map and unmap.
-    spare: *mut u8,
 }
 
-impl BlockList {
-    const EMPTY: BlockList = BlockList {
+impl List {
+    const EMPTY: List = List {
         first: ptr::null_mut(),
         last: ptr::null_mut(),
-        spare: ptr::null_mut(),
     };
 
     /// # Safety
-    /// Head lock held; `base` is a block of this head.
-    unsafe fn contains<B: Block>(&self, base: NonNull<u8>, layout: &ClassLayout) -> bool {
-        // SAFETY: per the contract.
-        self.first == base.as_ptr() || !unsafe { B::at(base).prev(layout) }.is_null()
-    }
-
-    /// # Safety
-    /// Head lock held; `base` is a block of this head, not on the list.
+    /// Head lock held; `base` is a block of this head on no list.
     unsafe fn push_front<B: Block>(&mut self, base: NonNull<u8>, layout: &ClassLayout) {
         // SAFETY: per the contract every pointer on the list is a live block of this head.
         unsafe {
@@ -78,7 +68,7 @@ impl BlockList {
     }
 
     /// # Safety
-    /// Head lock held; `base` is on the list.
+    /// Head lock held; `base` is on this list.
     unsafe fn unlink<B: Block>(&mut self, base: NonNull<u8>, layout: &ClassLayout) {
         // SAFETY: per the contract every pointer on the list is a live block of this head.
         unsafe {
@@ -98,6 +88,48 @@ impl BlockList {
     }
 }
 
+/// The head's lists; every mapped block is on exactly one.
+#[derive(Clone, Copy)]
+struct Lists {
+    /// Blocks with a free slot; allocation takes from the front.
+    partial: List,
+    /// Blocks without one.
+    full: List,
+    /// An empty block kept mapped (on the partial list, at the back) so that a class hovering at a block
+    /// boundary does not map and unmap.
+    spare: *mut u8,
+}
+
+impl Lists {
+    const EMPTY: Lists = Lists {
+        partial: List::EMPTY,
+        full: List::EMPTY,
+        spare: ptr::null_mut(),
+    };
+
+    /// Moves `base` onto `to` (front of partial, or full), off whatever list it is on.
+    ///
+    /// # Safety
+    /// Head lock held; `base` is a block of this head.
+    unsafe fn move_to<B: Block>(&mut self, base: NonNull<u8>, to: ListTag, layout: &ClassLayout) {
+        // SAFETY: per the contract; the tag says which list the block is on.
+        unsafe {
+            let block = B::at(base);
+            match block.list() {
+                ListTag::Partial => self.partial.unlink::<B>(base, layout),
+                ListTag::Full => self.full.unlink::<B>(base, layout),
+                ListTag::None => {}
+            }
+            match to {
+                ListTag::Partial => self.partial.push_front::<B>(base, layout),
+                ListTag::Full => self.full.push_front::<B>(base, layout),
+                ListTag::None => {}
+            }
+            block.set_list(to);
+        }
+    }
+}
+
 /// Counters of one head, readable without its lock.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct HeadCounts {
@@ -110,14 +142,18 @@ pub(crate) struct HeadCounts {
 /// One size class's head.
 pub(crate) struct Head {
     lock: Lock,
-    list: UnsafeCell<BlockList>,
-    live_objects: AtomicUsize,
-    live_bytes: AtomicUsize,
+    lists: UnsafeCell<Lists>,
+    // Allocation counts under the head lock it already holds; frees count with atomics, since most frees
+    // take only a block lock. Live figures are the differences (wrapping).
+    allocated_objects: LockedCounter,
+    allocated_bytes: LockedCounter,
+    freed_objects: AtomicUsize,
+    freed_bytes: AtomicUsize,
     blocks: LockedCounter,
     resident_bytes: LockedCounter,
 }
 
-// SAFETY: the raw block pointers in `list` are only used under `lock`; everything else is atomic.
+// SAFETY: the raw block pointers in `lists` are only used under `lock`; everything else is atomic.
 unsafe impl Send for Head {}
 // SAFETY: as above: all shared access goes through the lock or atomics.
 unsafe impl Sync for Head {}
@@ -127,9 +163,11 @@ impl Head {
     pub(crate) const fn new() -> Self {
         Self {
             lock: new_lock(),
-            list: UnsafeCell::new(BlockList::EMPTY),
-            live_objects: AtomicUsize::new(0),
-            live_bytes: AtomicUsize::new(0),
+            lists: UnsafeCell::new(Lists::EMPTY),
+            allocated_objects: LockedCounter::new(),
+            allocated_bytes: LockedCounter::new(),
+            freed_objects: AtomicUsize::new(0),
+            freed_bytes: AtomicUsize::new(0),
             blocks: LockedCounter::new(),
             resident_bytes: LockedCounter::new(),
         }
@@ -138,55 +176,64 @@ impl Head {
     pub(crate) fn new() -> Self {
         Self {
             lock: new_lock(),
-            list: UnsafeCell::new(BlockList::EMPTY),
-            live_objects: AtomicUsize::new(0),
-            live_bytes: AtomicUsize::new(0),
+            lists: UnsafeCell::new(Lists::EMPTY),
+            allocated_objects: LockedCounter::new(),
+            allocated_bytes: LockedCounter::new(),
+            freed_objects: AtomicUsize::new(0),
+            freed_bytes: AtomicUsize::new(0),
             blocks: LockedCounter::new(),
             resident_bytes: LockedCounter::new(),
         }
     }
 
     pub(crate) fn counts(&self) -> HeadCounts {
+        // Frees first: a free never precedes its allocation, so this order never shows a negative count.
+        let freed_objects = self.freed_objects.load(Ordering::Relaxed);
+        let freed_bytes = self.freed_bytes.load(Ordering::Relaxed);
         HeadCounts {
-            live_objects: self.live_objects.load(Ordering::Relaxed),
-            live_bytes: self.live_bytes.load(Ordering::Relaxed),
+            live_objects: self.allocated_objects.get().wrapping_sub(freed_objects),
+            live_bytes: self.allocated_bytes.get().wrapping_sub(freed_bytes),
             blocks: self.blocks.get(),
             resident_bytes: self.resident_bytes.get(),
         }
     }
 
-    /// Records `bytes` more requested bytes on an object of this head (allocation or in-place growth).
+    /// Records a free of `bytes` requested bytes.
     #[inline]
-    pub(crate) fn count_alloc(&self, objects: usize, bytes: usize) {
-        self.live_objects.fetch_add(objects, Ordering::Relaxed);
-        self.live_bytes.fetch_add(bytes, Ordering::Relaxed);
+    pub(crate) fn count_free(&self, bytes: usize) {
+        self.freed_objects.fetch_add(1, Ordering::Relaxed);
+        self.freed_bytes.fetch_add(bytes, Ordering::Relaxed);
     }
 
-    /// Records `bytes` fewer requested bytes (free or in-place shrink).
+    /// Records an in-place resize of a live object from `old` to `new` requested bytes.
     #[inline]
-    pub(crate) fn count_free(&self, objects: usize, bytes: usize) {
-        self.live_objects.fetch_sub(objects, Ordering::Relaxed);
-        self.live_bytes.fetch_sub(bytes, Ordering::Relaxed);
+    pub(crate) fn count_resize(&self, old: usize, new: usize) {
+        // Growth is a negative free; the live figure is a wrapping difference.
+        self.freed_bytes
+            .fetch_add(old.wrapping_sub(new), Ordering::Relaxed);
     }
 
-    /// Takes a slot of this head's class, mapping a new block when no listed block has one.
+    /// Takes a slot of this head's class for a request of `requested` bytes, mapping a new block (tagged
+    /// with `owner`) when no partial block has one.
     pub(crate) fn alloc<B: Block>(
         &self,
         class: u8,
+        owner: u8,
         layout: &ClassLayout,
+        requested: usize,
     ) -> Result<Popped, AllocError> {
         let _head = acquire(&self.lock);
-        // SAFETY: the head lock is held, so the list and every listed block's links are ours; each listed
-        // block is mapped (blocks leave the list before they are unmapped), and its slot state is
-        // touched only under its own lock, taken here after the head's (the lock order).
+        // SAFETY: the head lock is held, so the lists and every block's links are ours; each listed block
+        // is mapped (blocks leave the lists before they are unmapped), and its slot state is touched only
+        // under its own lock, taken here after the head's (the lock order).
         unsafe {
-            let mut list = read(&self.list);
+            let mut lists = read(&self.lists);
             let outcome = loop {
-                let base = match NonNull::new(list.first) {
+                let base = match NonNull::new(lists.partial.first) {
                     Some(base) => base,
-                    None => match self.map_block::<B>(class, layout) {
+                    None => match self.map_block::<B>(class, owner, layout) {
                         Ok(base) => {
-                            list.push_front::<B>(base, layout);
+                            lists.move_to::<B>(base, ListTag::Partial, layout);
                             base
                         }
                         Err(error) => break Err(error),
@@ -196,18 +243,20 @@ impl Head {
                 let guard = acquire(block.lock());
                 let popped = block.pop(layout);
                 if popped.is_none() || !block.has_free(layout) {
-                    list.unlink::<B>(base, layout);
+                    lists.move_to::<B>(base, ListTag::Full, layout);
                 }
-                if list.spare == base.as_ptr() {
-                    list.spare = ptr::null_mut();
+                if lists.spare == base.as_ptr() {
+                    lists.spare = ptr::null_mut();
                 }
                 drop(guard);
                 if let Some(popped) = popped {
                     self.resident_bytes.add_locked(popped.new_resident);
+                    self.allocated_objects.add_locked(1);
+                    self.allocated_bytes.add_locked(requested);
                     break Ok(popped);
                 }
             };
-            write(&self.list, list);
+            write(&self.lists, lists);
             outcome
         }
     }
@@ -222,6 +271,7 @@ impl Head {
         base: NonNull<u8>,
         ptr: NonNull<u8>,
         class: u8,
+        owner: u8,
         layout: &ClassLayout,
     ) -> Result<(), FreeError> {
         // SAFETY: per the contract the block is mapped: the caller's live slot keeps it from being
@@ -232,7 +282,18 @@ impl Head {
             if block.class() != class {
                 return Err(FreeError::ClassMismatch);
             }
-            let guard = acquire(block.lock());
+            // A block of another slab must never reach this head's lists.
+            if block.owner() != owner {
+                return Err(FreeError::OwnerMismatch);
+            }
+            let mut guard = acquire(block.lock());
+            // Room to count ourselves pending must exist before our slot goes back: once it has, only the
+            // pending count keeps the block mapped. (65535 threads in that window: never, but not UB.)
+            while block.pending() == u16::MAX {
+                drop(guard);
+                std::thread::yield_now();
+                guard = acquire(block.lock());
+            }
             let pushed = block.push(ptr, layout)?;
             if !pushed.was_full && !pushed.now_empty {
                 return Ok(());
@@ -243,12 +304,18 @@ impl Head {
             let head_guard = acquire(&self.lock);
             let guard = acquire(block.lock());
             block.set_pending(block.pending() - 1);
-            let mut list = read(&self.list);
-            let release = self.settle::<B>(&mut list, base, block, layout);
-            write(&self.list, list);
+            let mut lists = read(&self.lists);
+            let release = self.settle::<B>(&mut lists, base, block, layout);
+            write(&self.lists, lists);
             drop(guard);
             if release {
                 B::destroy(base);
+                // A second empty block means a wave of frees: the spare's pages go back too. A lone
+                // empty block keeps them (hysteresis), so a class churning at a block boundary does not
+                // pay a system call and page faults per round.
+                if let Some(spare) = NonNull::new(lists.spare) {
+                    self.purge_spare::<B>(spare, layout);
+                }
             }
             drop(head_guard);
             if release {
@@ -264,34 +331,50 @@ impl Head {
     /// Both the head lock and the block's lock are held.
     unsafe fn settle<B: Block>(
         &self,
-        list: &mut BlockList,
+        lists: &mut Lists,
         base: NonNull<u8>,
         block: &B,
         layout: &ClassLayout,
     ) -> bool {
         // SAFETY: per the contract both locks are held.
         unsafe {
-            let listed = list.contains::<B>(base, layout);
             if block.is_empty() && block.pending() == 0 {
-                if list.spare.is_null() || list.spare == base.as_ptr() {
-                    // Keep one empty block per head; at the back, so partial blocks fill first.
-                    list.spare = base.as_ptr();
-                    if !listed {
-                        list.push_back::<B>(base, layout);
-                    }
+                if lists.spare == base.as_ptr() {
                     return false;
                 }
-                if listed {
-                    list.unlink::<B>(base, layout);
+                if lists.spare.is_null() {
+                    // Keep one empty block per head; at the back, so partial blocks fill first.
+                    lists.move_to::<B>(base, ListTag::None, layout);
+                    lists.partial.push_back::<B>(base, layout);
+                    block.set_list(ListTag::Partial);
+                    lists.spare = base.as_ptr();
+                    return false;
                 }
+                lists.move_to::<B>(base, ListTag::None, layout);
                 self.blocks.sub_locked(1);
                 self.resident_bytes.sub_locked(block.resident_bytes(layout));
                 return true;
             }
-            if !listed && block.has_free(layout) {
-                list.push_front::<B>(base, layout);
+            if block.list() == ListTag::Full && block.has_free(layout) {
+                lists.move_to::<B>(base, ListTag::Partial, layout);
             }
             false
+        }
+    }
+
+    /// Gives the spare's pages back to the OS if it is still empty.
+    ///
+    /// # Safety
+    /// The head lock is held, no block lock is, and `spare` is the head's spare.
+    unsafe fn purge_spare<B: Block>(&self, spare: NonNull<u8>, layout: &ClassLayout) {
+        // SAFETY: the spare is a mapped block of this head (the head lock keeps it so); its lock is taken
+        // after the head's, the lock order.
+        unsafe {
+            let block = B::at(spare);
+            let _guard = acquire(block.lock());
+            if block.is_empty() && block.pending() == 0 {
+                self.resident_bytes.sub_locked(block.purge(layout));
+            }
         }
     }
 
@@ -302,6 +385,7 @@ impl Head {
     unsafe fn map_block<B: Block>(
         &self,
         class: u8,
+        owner: u8,
         layout: &ClassLayout,
     ) -> Result<NonNull<u8>, AllocError> {
         let size = layout.block_size();
@@ -312,23 +396,51 @@ impl Head {
             return Err(AllocError::OutOfMemory);
         }
         // SAFETY: a fresh, zeroed, self-aligned block that nobody else knows yet.
-        unsafe { B::init(base, class, layout) };
+        unsafe { B::init(base, class, owner, layout) };
         self.blocks.add_locked(1);
         self.resident_bytes.add_locked(PAGE_SIZE);
         Ok(base)
     }
 
-    /// Unmaps every listed block that holds no live slot; blocks with live slots stay mapped, since their
+    /// Unmaps every block of the head, live slots or not, and zeroes its live counts.
+    ///
+    /// # Safety
+    /// No other thread uses this head or any of its memory during the call, and nothing allocated from it
+    /// is used afterwards.
+    pub(crate) unsafe fn release_all<B: Block>(&self, layout: &ClassLayout) {
+        let _head = acquire(&self.lock);
+        // SAFETY: exclusive use per the contract; the lists hold every mapped block of this head.
+        unsafe {
+            let lists = read(&self.lists);
+            for list in [lists.partial, lists.full] {
+                let mut cursor = list.first;
+                while let Some(base) = NonNull::new(cursor) {
+                    cursor = B::at(base).next(layout);
+                    B::destroy(base);
+                    os::unmap(base, layout.block_size());
+                }
+            }
+            write(&self.lists, Lists::EMPTY);
+        }
+        self.blocks.sub_locked(self.blocks.get());
+        self.resident_bytes.sub_locked(self.resident_bytes.get());
+        self.freed_objects
+            .store(self.allocated_objects.get(), Ordering::Relaxed);
+        self.freed_bytes
+            .store(self.allocated_bytes.get(), Ordering::Relaxed);
+    }
+
+    /// Unmaps every block that holds no live slot; blocks with live slots stay mapped, since their
     /// slots are still in use.
     ///
     /// # Safety
     /// No other thread uses this head (the caller has it exclusively, e.g. in `Drop`).
     pub(crate) unsafe fn release_empty<B: Block>(&self, layout: &ClassLayout) {
         let _head = acquire(&self.lock);
-        // SAFETY: exclusive use per the contract; the list holds only mapped blocks of this head.
+        // SAFETY: exclusive use per the contract; the lists hold only mapped blocks of this head.
         unsafe {
-            let mut list = read(&self.list);
-            let mut cursor = list.first;
+            let mut lists = read(&self.lists);
+            let mut cursor = lists.partial.first;
             while let Some(base) = NonNull::new(cursor) {
                 let block = B::at(base);
                 cursor = block.next(layout);
@@ -337,9 +449,9 @@ impl Head {
                 let resident = block.resident_bytes(layout);
                 drop(guard);
                 if empty {
-                    list.unlink::<B>(base, layout);
-                    if list.spare == base.as_ptr() {
-                        list.spare = ptr::null_mut();
+                    lists.move_to::<B>(base, ListTag::None, layout);
+                    if lists.spare == base.as_ptr() {
+                        lists.spare = ptr::null_mut();
                     }
                     self.blocks.sub_locked(1);
                     self.resident_bytes.sub_locked(resident);
@@ -347,7 +459,7 @@ impl Head {
                     os::unmap(base, layout.block_size());
                 }
             }
-            write(&self.list, list);
+            write(&self.lists, lists);
         }
     }
 }

@@ -1,75 +1,255 @@
-//! Sizes above the slab classes (or alignments above a page's worth of slab alignment): whole pages from
-//! the OS, with no header. The caller's size (sized free) says how much to unmap.
+//! Sizes above the slab classes (or alignments above the slab's 4096): whole pages from the OS, with no
+//! header. A registry of live large allocations (address -> mapped length, outside the allocations) lets
+//! a free check its pointer and size, lets a whole slab be released, and tells which slab owns a pointer.
 
 use crate::error::{AllocError, FreeError};
 use crate::os::{self, page_round, PAGE_SIZE};
 use crate::stats::LargeStats;
-use crate::sync::{AtomicUsize, Ordering};
-use core::ptr::NonNull;
+use crate::sync::{acquire, new_lock, read, write, AtomicUsize, Lock, Ordering, UnsafeCell};
+use core::ptr::{self, NonNull};
 
-/// Counters of the large path.
-#[derive(Debug)]
-pub(crate) struct LargeCounters {
-    live_objects: AtomicUsize,
-    live_bytes: AtomicUsize,
-    mapped_bytes: AtomicUsize,
+/// An open-addressing hash table (linear probing, backward-shift deletion) of address -> length, in
+/// memory mapped for it.
+#[derive(Clone, Copy)]
+struct Table {
+    entries: *mut Entry,
+    capacity: usize,
+    len: usize,
 }
 
-impl LargeCounters {
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Entry {
+    /// 0 marks an empty entry (no mapping starts at address 0).
+    addr: usize,
+    len: usize,
+}
+
+impl Table {
+    const EMPTY: Table = Table {
+        entries: ptr::null_mut(),
+        capacity: 0,
+        len: 0,
+    };
+    const MIN_CAPACITY: usize = PAGE_SIZE / core::mem::size_of::<Entry>();
+
+    #[inline]
+    fn home(&self, addr: usize) -> usize {
+        // Fibonacci hashing of the page number; capacity is a power of two.
+        let hash = ((addr >> 12) as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        (hash >> (64 - self.capacity.trailing_zeros())) as usize
+    }
+
+    /// # Safety
+    /// `index < capacity` and the table is mapped.
+    unsafe fn entry(&self, index: usize) -> *mut Entry {
+        // SAFETY: per the contract the index is within the mapped array.
+        unsafe { self.entries.add(index) }
+    }
+
+    fn find(&self, addr: usize) -> Option<usize> {
+        if self.capacity == 0 {
+            return None;
+        }
+        let mask = self.capacity - 1;
+        let mut index = self.home(addr);
+        loop {
+            // SAFETY: index is masked to the capacity of the mapped array.
+            let entry = unsafe { *self.entry(index) };
+            if entry.addr == addr {
+                return Some(index);
+            }
+            if entry.addr == 0 {
+                return None;
+            }
+            index = (index + 1) & mask;
+        }
+    }
+
+    /// Inserts a new address; false when the table could not grow (the OS refused memory).
+    fn insert(&mut self, addr: usize, len: usize) -> bool {
+        if (self.len + 1) * 2 > self.capacity && !self.grow() {
+            return false;
+        }
+        let mask = self.capacity - 1;
+        let mut index = self.home(addr);
+        // SAFETY: indices are masked to the capacity; the load factor stays below 1/2, so an empty
+        // entry exists.
+        unsafe {
+            while (*self.entry(index)).addr != 0 {
+                index = (index + 1) & mask;
+            }
+            *self.entry(index) = Entry { addr, len };
+        }
+        self.len += 1;
+        true
+    }
+
+    fn remove_at(&mut self, mut hole: usize) {
+        let mask = self.capacity - 1;
+        // SAFETY: all indices are masked to the capacity of the mapped array.
+        unsafe {
+            *self.entry(hole) = Entry { addr: 0, len: 0 };
+            // Backward shift: pull later entries of the probe run into the hole when their home allows.
+            let mut index = (hole + 1) & mask;
+            loop {
+                let entry = *self.entry(index);
+                if entry.addr == 0 {
+                    break;
+                }
+                let home = self.home(entry.addr);
+                let distance_home = index.wrapping_sub(home) & mask;
+                let distance_hole = index.wrapping_sub(hole) & mask;
+                if distance_home >= distance_hole {
+                    *self.entry(hole) = entry;
+                    *self.entry(index) = Entry { addr: 0, len: 0 };
+                    hole = index;
+                }
+                index = (index + 1) & mask;
+            }
+        }
+        self.len -= 1;
+    }
+
+    fn grow(&mut self) -> bool {
+        let capacity = (self.capacity * 2).max(Self::MIN_CAPACITY);
+        let bytes = capacity * core::mem::size_of::<Entry>();
+        let Some(mapped) = os::map(bytes) else {
+            return false;
+        };
+        let old = *self;
+        *self = Table {
+            entries: mapped.as_ptr().cast(),
+            capacity,
+            len: 0,
+        };
+        for index in 0..old.capacity {
+            // SAFETY: index < old.capacity of the old mapped array.
+            let entry = unsafe { *old.entry(index) };
+            if entry.addr != 0 {
+                self.insert(entry.addr, entry.len);
+            }
+        }
+        old.unmap();
+        true
+    }
+
+    fn unmap(self) {
+        if let Some(entries) = NonNull::new(self.entries) {
+            // SAFETY: the array was mapped by `grow` with this capacity and is no longer referenced.
+            unsafe {
+                os::unmap(
+                    entries.cast(),
+                    self.capacity * core::mem::size_of::<Entry>(),
+                )
+            };
+        }
+    }
+}
+
+/// The large path of one slab: its registry and counters.
+pub(crate) struct Large {
+    lock: Lock,
+    table: UnsafeCell<Table>,
+    live_bytes: AtomicUsize,
+}
+
+// SAFETY: the table's raw pointer is only used under `lock`.
+unsafe impl Send for Large {}
+// SAFETY: as above.
+unsafe impl Sync for Large {}
+
+impl Large {
     #[cfg(not(loom))]
     pub(crate) const fn new() -> Self {
         Self {
-            live_objects: AtomicUsize::new(0),
+            lock: new_lock(),
+            table: UnsafeCell::new(Table::EMPTY),
             live_bytes: AtomicUsize::new(0),
-            mapped_bytes: AtomicUsize::new(0),
         }
     }
     #[cfg(loom)]
     pub(crate) fn new() -> Self {
         Self {
-            live_objects: AtomicUsize::new(0),
+            lock: new_lock(),
+            table: UnsafeCell::new(Table::EMPTY),
             live_bytes: AtomicUsize::new(0),
-            mapped_bytes: AtomicUsize::new(0),
         }
     }
 
     pub(crate) fn stats(&self) -> LargeStats {
-        LargeStats {
-            live_objects: self.live_objects.load(Ordering::Relaxed),
-            live_bytes: self.live_bytes.load(Ordering::Relaxed),
-            mapped_bytes: self.mapped_bytes.load(Ordering::Relaxed),
+        let _guard = acquire(&self.lock);
+        // SAFETY: the lock guards the table.
+        let table = unsafe { read(&self.table) };
+        let mut mapped_bytes = 0;
+        for index in 0..table.capacity {
+            // SAFETY: index < capacity of the mapped array.
+            mapped_bytes += unsafe { (*table.entry(index)).len };
         }
+        LargeStats {
+            live_objects: table.len,
+            live_bytes: self.live_bytes.load(Ordering::Relaxed),
+            mapped_bytes,
+        }
+    }
+
+    /// Runs `f` on the table under the lock.
+    fn with_table<R>(&self, f: impl FnOnce(&mut Table) -> R) -> R {
+        let _guard = acquire(&self.lock);
+        // SAFETY: the lock guards the table.
+        unsafe {
+            let mut table = read(&self.table);
+            let result = f(&mut table);
+            write(&self.table, table);
+            result
+        }
+    }
+
+    /// Whether `ptr` is a live large allocation of this slab.
+    pub(crate) fn owns(&self, ptr: NonNull<u8>) -> bool {
+        self.with_table(|table| table.find(ptr.as_ptr() as usize).is_some())
     }
 
     /// Maps `size` bytes aligned to `align` (a power of two).
     pub(crate) fn alloc(&self, size: usize, align: usize) -> Result<NonNull<u8>, AllocError> {
         let len = page_round(size).ok_or(AllocError::TooLarge)?;
         let ptr = os::map_aligned(len, align.max(PAGE_SIZE)).ok_or(AllocError::OutOfMemory)?;
-        self.live_objects.fetch_add(1, Ordering::Relaxed);
+        if !self.with_table(|table| table.insert(ptr.as_ptr() as usize, len)) {
+            // SAFETY: just mapped, never handed out.
+            unsafe { os::unmap(ptr, len) };
+            return Err(AllocError::OutOfMemory);
+        }
         self.live_bytes.fetch_add(size, Ordering::Relaxed);
-        self.mapped_bytes.fetch_add(len, Ordering::Relaxed);
         Ok(ptr)
     }
 
-    /// Unmaps an allocation of `size` bytes.
+    /// Unmaps an allocation of `size` bytes, after checking that it is one.
     ///
     /// # Safety
-    /// `ptr` was returned by `alloc` or `resize` of this path for `size` bytes and is not used afterwards.
+    /// If `ptr` is a live large allocation of this slab, it is not used afterwards.
     pub(crate) unsafe fn free(&self, ptr: NonNull<u8>, size: usize) -> Result<(), FreeError> {
         if ptr.as_ptr() as usize % PAGE_SIZE != 0 {
             return Err(FreeError::Misaligned);
         }
-        let len = page_round(size).ok_or(FreeError::NotASlot)?;
-        // SAFETY: per the contract the pages are ours and unused from now on.
+        let len = page_round(size).ok_or(FreeError::ClassMismatch)?;
+        self.with_table(|table| match table.find(ptr.as_ptr() as usize) {
+            None => Err(FreeError::NotASlot),
+            Some(index) => {
+                // SAFETY: index was just found in the mapped array.
+                if unsafe { (*table.entry(index)).len } != len {
+                    return Err(FreeError::ClassMismatch);
+                }
+                table.remove_at(index);
+                Ok(())
+            }
+        })?;
+        // SAFETY: the registry held this mapping of `len` bytes; the caller no longer uses it.
         unsafe { os::unmap(ptr, len) };
-        self.live_objects.fetch_sub(1, Ordering::Relaxed);
         self.live_bytes.fetch_sub(size, Ordering::Relaxed);
-        self.mapped_bytes.fetch_sub(len, Ordering::Relaxed);
         Ok(())
     }
 
     /// Resizes a large allocation, in place where the OS allows, else by moving its pages (mremap: no copy).
-    /// Alignments above a page can only be kept in place; otherwise the caller copies.
+    /// Alignments above a page can only be kept in place; the caller copies otherwise.
     ///
     /// # Safety
     /// `ptr` is a live allocation of this path of `old_size` bytes, aligned to `align`.
@@ -82,17 +262,60 @@ impl LargeCounters {
     ) -> Result<NonNull<u8>, AllocError> {
         let old_len = page_round(old_size).ok_or(AllocError::TooLarge)?;
         let new_len = page_round(new_size).ok_or(AllocError::TooLarge)?;
-        let moved = if old_len == new_len {
-            ptr
-        } else {
-            let may_move = align <= PAGE_SIZE;
-            // SAFETY: per the contract the mapping is ours and of old_len bytes.
-            unsafe { os::remap(ptr, old_len, new_len, may_move) }.ok_or(AllocError::OutOfMemory)?
-        };
-        self.live_bytes.fetch_add(new_size, Ordering::Relaxed);
-        self.live_bytes.fetch_sub(old_size, Ordering::Relaxed);
-        self.mapped_bytes.fetch_add(new_len, Ordering::Relaxed);
-        self.mapped_bytes.fetch_sub(old_len, Ordering::Relaxed);
-        Ok(moved)
+        self.with_table(|table| {
+            let index = table
+                .find(ptr.as_ptr() as usize)
+                .ok_or(AllocError::NotAllocated(FreeError::NotASlot))?;
+            // SAFETY: index was just found in the mapped array.
+            if unsafe { (*table.entry(index)).len } != old_len {
+                return Err(AllocError::NotAllocated(FreeError::ClassMismatch));
+            }
+            let moved = if old_len == new_len {
+                ptr
+            } else {
+                // Keep room for the new entry before moving anything.
+                if (table.len + 1) * 2 > table.capacity && !table.grow() {
+                    return Err(AllocError::OutOfMemory);
+                }
+                let index = table.find(ptr.as_ptr() as usize).unwrap_or(index);
+                let may_move = align <= PAGE_SIZE;
+                // SAFETY: the registry holds this mapping of old_len bytes.
+                let moved = unsafe { os::remap(ptr, old_len, new_len, may_move) }
+                    .ok_or(AllocError::OutOfMemory)?;
+                table.remove_at(index);
+                let inserted = table.insert(moved.as_ptr() as usize, new_len);
+                debug_assert!(inserted, "room was made above");
+                moved
+            };
+            self.live_bytes
+                .fetch_add(new_size.wrapping_sub(old_size), Ordering::Relaxed);
+            Ok(moved)
+        })
+    }
+
+    /// Unmaps every large allocation and the registry.
+    ///
+    /// # Safety
+    /// None of the allocations is used during or after the call.
+    pub(crate) unsafe fn release_all(&self) {
+        let table = self.with_table(|table| core::mem::replace(table, Table::EMPTY));
+        for index in 0..table.capacity {
+            // SAFETY: index < capacity of the mapped array, which nobody else references now.
+            let entry = unsafe { *table.entry(index) };
+            if let Some(addr) = NonNull::new(entry.addr as *mut u8) {
+                // SAFETY: per the contract the caller gave up every allocation.
+                unsafe { os::unmap(addr, entry.len) };
+            }
+        }
+        table.unmap();
+        self.live_bytes.store(0, Ordering::Relaxed);
+    }
+}
+
+impl Drop for Large {
+    /// Frees the registry; live allocations stay mapped (their owners may still use them).
+    fn drop(&mut self) {
+        self.with_table(|table| core::mem::replace(table, Table::EMPTY))
+            .unmap();
     }
 }

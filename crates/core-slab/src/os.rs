@@ -74,6 +74,19 @@ pub unsafe fn unmap(ptr: NonNull<u8>, len: usize) {
     debug_assert_eq!(result, 0, "munmap failed");
 }
 
+/// Gives the physical pages of `ptr .. ptr + len` back to the OS, keeping the mapping: the next touch of
+/// each page maps a fresh zero page.
+///
+/// # Safety
+/// The range is page-aligned, mapped by this module, and its contents are no longer needed.
+pub unsafe fn purge(ptr: NonNull<u8>, len: usize) {
+    debug_assert!(ptr.as_ptr() as usize % PAGE_SIZE == 0 && len % PAGE_SIZE == 0);
+    // SAFETY: per the contract the range is ours and disposable; MADV_DONTNEED on a private anonymous
+    // mapping only drops its pages.
+    let result = unsafe { libc::madvise(ptr.as_ptr().cast(), len, libc::MADV_DONTNEED) };
+    debug_assert_eq!(result, 0, "madvise failed");
+}
+
 /// Resizes a mapping of `old_len` to `new_len` bytes (both page multiples). With `may_move` the kernel may
 /// move it (keeping only page alignment); without, only an in-place resize is accepted.
 ///

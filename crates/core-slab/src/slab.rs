@@ -1,12 +1,12 @@
 //! The slab allocator: a head per size class, two APIs over it (Rust `Layout`s with fine classes, the
 //! seed's size-only functions with power-of-two classes), and the large path.
 
-use crate::block::{IndexedHeader, Popped, TinyHeader};
+use crate::block::{Block, IndexedHeader, Popped, TinyHeader};
 use crate::class::{SizeClass, CLASS_COUNT, MAX_SMALL_ALIGN};
 use crate::error::{AllocError, FreeError};
 use crate::geometry::{resolve, BlockGeometry, BlockKind, ClassLayout, SeedConfig, SlabConfig};
 use crate::head::Head;
-use crate::large::LargeCounters;
+use crate::large::Large;
 use crate::os::PAGE_SIZE;
 use crate::stats::{ClassStats, LargeStats, Totals};
 use core::alloc::Layout;
@@ -84,7 +84,9 @@ fn route_size_for_free(size: usize) -> Result<Route, FreeError> {
 /// ```
 pub struct Slab<C: SlabConfig = SeedConfig> {
     heads: [Head; CLASS_COUNT],
-    large: LargeCounters,
+    large: Large,
+    /// Written into every block header, so a layer above can tell which slab a pointer belongs to.
+    owner: u8,
     _config: PhantomData<fn() -> C>,
 }
 
@@ -112,7 +114,8 @@ impl<C: SlabConfig> Slab<C> {
         let _checked = Self::LAYOUTS;
         Self {
             heads: [const { Head::new() }; CLASS_COUNT],
-            large: LargeCounters::new(),
+            large: Large::new(),
+            owner: 0,
             _config: PhantomData,
         }
     }
@@ -123,9 +126,27 @@ impl<C: SlabConfig> Slab<C> {
         let _checked = Self::LAYOUTS;
         Self {
             heads: core::array::from_fn(|_| Head::new()),
-            large: LargeCounters::new(),
+            large: Large::new(),
+            owner: 0,
             _config: PhantomData,
         }
+    }
+
+    /// Sets the owner tag written into every block this slab maps (0 by default); see
+    /// [`owner_of`](Self::owner_of).
+    pub const fn owned_by(mut self, owner: u8) -> Self {
+        self.owner = owner;
+        self
+    }
+
+    /// Sets the owner tag in place (for building tables of slabs in `const` code).
+    pub const fn set_owner(&mut self, owner: u8) {
+        self.owner = owner;
+    }
+
+    /// This slab's owner tag.
+    pub const fn owner(&self) -> u8 {
+        self.owner
     }
 
     // ----- the Layout API --------------------------------------------------------------------------
@@ -260,6 +281,61 @@ impl<C: SlabConfig> Slab<C> {
         Ok(new)
     }
 
+    // ----- ownership and release ----------------------------------------------------------------
+
+    /// The owner tag of the slab that allocated `ptr` with `layout`, read from the block header found by
+    /// masking; `None` for a large allocation (no header: ask each slab's
+    /// [`owns_large`](Self::owns_large)). Every slab with the same configuration agrees on the answer.
+    ///
+    /// # Safety
+    /// `ptr` is a live allocation, made with `layout` by a slab with this configuration.
+    pub unsafe fn owner_of(&self, ptr: NonNull<u8>, layout: Layout) -> Option<u8> {
+        match route_layout(layout.size(), layout.align()).ok()? {
+            Route::Small(class) => {
+                let geometry = &Self::LAYOUTS[class.index()];
+                let base = ptr.as_ptr() as usize & !(geometry.block_size() - 1);
+                let base = NonNull::new(base as *mut u8)?;
+                // SAFETY: per the contract the block holding the live slot is mapped and initialised.
+                Some(unsafe {
+                    match geometry.kind {
+                        BlockKind::Tiny => TinyHeader::at(base).owner(),
+                        BlockKind::Index16 => IndexedHeader::<u16>::at(base).owner(),
+                        BlockKind::Index32 => IndexedHeader::<u32>::at(base).owner(),
+                    }
+                })
+            }
+            Route::Large { .. } => None,
+        }
+    }
+
+    /// Whether `ptr` is a live large allocation of this slab (a registry look-up under a lock).
+    pub fn owns_large(&self, ptr: NonNull<u8>) -> bool {
+        self.large.owns(ptr)
+    }
+
+    /// Returns every block and large allocation of this slab to the OS at once, live or not, and zeroes
+    /// its live counts (like a heap destroy or an arena reset). The slab stays usable.
+    ///
+    /// # Safety
+    /// No other thread allocates from or frees into this slab during the call, and no allocation made by
+    /// it before the call is used or freed afterwards.
+    pub unsafe fn release(&self) {
+        for class in SizeClass::all() {
+            let layout = &Self::LAYOUTS[class.index()];
+            let head = &self.heads[class.index()];
+            // SAFETY: per the contract nothing uses the slab's memory any more.
+            unsafe {
+                match layout.kind {
+                    BlockKind::Tiny => head.release_all::<TinyHeader>(layout),
+                    BlockKind::Index16 => head.release_all::<IndexedHeader<u16>>(layout),
+                    BlockKind::Index32 => head.release_all::<IndexedHeader<u32>>(layout),
+                }
+            }
+        }
+        // SAFETY: as above.
+        unsafe { self.large.release_all() };
+    }
+
     // ----- statistics ------------------------------------------------------------------------------
 
     /// The geometry of `class`.
@@ -326,11 +402,14 @@ impl<C: SlabConfig> Slab<C> {
                 let head = &self.heads[class.index()];
                 let tag = class.index() as u8;
                 let popped: Popped = match layout.kind {
-                    BlockKind::Tiny => head.alloc::<TinyHeader>(tag, layout),
-                    BlockKind::Index16 => head.alloc::<IndexedHeader<u16>>(tag, layout),
-                    BlockKind::Index32 => head.alloc::<IndexedHeader<u32>>(tag, layout),
+                    BlockKind::Tiny => head.alloc::<TinyHeader>(tag, self.owner, layout, size),
+                    BlockKind::Index16 => {
+                        head.alloc::<IndexedHeader<u16>>(tag, self.owner, layout, size)
+                    }
+                    BlockKind::Index32 => {
+                        head.alloc::<IndexedHeader<u32>>(tag, self.owner, layout, size)
+                    }
                 }?;
-                head.count_alloc(1, size);
                 let slot_size = layout.slot_size as usize;
                 if zeroed && !popped.fresh {
                     // SAFETY: the slot is ours and slot_size bytes long.
@@ -368,16 +447,18 @@ impl<C: SlabConfig> Slab<C> {
                 // SAFETY: per the contract ptr is a live slot of this class, so `base` is its mapped block.
                 unsafe {
                     match layout.kind {
-                        BlockKind::Tiny => head.free::<TinyHeader>(base, ptr, tag, layout),
+                        BlockKind::Tiny => {
+                            head.free::<TinyHeader>(base, ptr, tag, self.owner, layout)
+                        }
                         BlockKind::Index16 => {
-                            head.free::<IndexedHeader<u16>>(base, ptr, tag, layout)
+                            head.free::<IndexedHeader<u16>>(base, ptr, tag, self.owner, layout)
                         }
                         BlockKind::Index32 => {
-                            head.free::<IndexedHeader<u32>>(base, ptr, tag, layout)
+                            head.free::<IndexedHeader<u32>>(base, ptr, tag, self.owner, layout)
                         }
                     }
                 }?;
-                head.count_free(1, size);
+                head.count_free(size);
                 Ok(())
             }
             // SAFETY: per the contract ptr is a live large allocation of `size` bytes.
@@ -398,8 +479,7 @@ impl<C: SlabConfig> Slab<C> {
         match (old, new) {
             (Route::Small(old_class), Route::Small(new_class)) if old_class == new_class => {
                 let head = &self.heads[old_class.index()];
-                head.count_alloc(0, new_size);
-                head.count_free(0, old_size);
+                head.count_resize(old_size, new_size);
                 Ok(NonNull::slice_from_raw_parts(ptr, old_class.slot_size()))
             }
             (Route::Large { align }, Route::Large { .. }) if align <= PAGE_SIZE => {

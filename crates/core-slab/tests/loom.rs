@@ -33,6 +33,19 @@ fn free(slab: &TestSlab, slot: Slot) {
     unsafe { slab.free(slot.0, 64) }.expect("a valid free");
 }
 
+/// Runs `model` under loom in a thread with a stack large enough for a loom-built slab (116 heads of
+/// loom primitives are built by value before they move into their `Arc`).
+fn check(model: fn()) {
+    loom::model(move || {
+        thread::Builder::new()
+            .stack_size(4 << 20)
+            .spawn(model)
+            .unwrap()
+            .join()
+            .unwrap();
+    });
+}
+
 fn assert_settled(slab: &TestSlab) {
     let stats = slab.class_stats(SizeClass::for_size(64).unwrap());
     assert_eq!(stats.live_objects, 0);
@@ -41,7 +54,7 @@ fn assert_settled(slab: &TestSlab) {
 
 #[test]
 fn loom_head_block_alloc_races_free_on_the_same_block() {
-    loom::model(|| {
+    check(|| {
         let slab = Arc::new(TestSlab::with_config());
         let first = alloc(&slab);
         let freer = {
@@ -59,7 +72,7 @@ fn loom_head_block_alloc_races_free_on_the_same_block() {
 
 #[test]
 fn loom_head_block_free_makes_a_full_block_partial_while_allocating() {
-    loom::model(|| {
+    check(|| {
         let slab = Arc::new(TestSlab::with_config());
         // Fill the only block: it leaves the head's list.
         let a = alloc(&slab);
@@ -79,7 +92,7 @@ fn loom_head_block_free_makes_a_full_block_partial_while_allocating() {
 
 #[test]
 fn loom_head_block_free_empties_a_block_while_its_head_allocates() {
-    loom::model(|| {
+    check(|| {
         let slab = Arc::new(TestSlab::with_config());
         // Block 1: x1, x2. Block 2: y1, y2, then emptied: it becomes the spare.
         let x1 = alloc(&slab);

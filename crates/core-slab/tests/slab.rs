@@ -320,7 +320,33 @@ fn empty_blocks_go_back_keeping_one_spare() {
         (after.blocks, after.live_objects, after.live_bytes),
         (1, 0, 0)
     );
-    assert!(after.resident_bytes <= 1 << 20);
+    // A wave of frees emptied many blocks: the spare kept its mapping but gave its pages back.
+    assert_eq!(after.resident_bytes, 4096);
+    // The purged spare hands out zeroed slots from its start again.
+    let p = slab.calloc(16).unwrap();
+    assert_eq!(
+        // SAFETY: a live 16-byte allocation.
+        unsafe { core::slice::from_raw_parts(p.as_ptr(), 16) },
+        &[0; 16]
+    );
+    // SAFETY: a live 16-byte allocation.
+    unsafe { slab.free(p, 16).unwrap() };
+}
+
+#[test]
+fn a_lone_empty_block_keeps_its_pages_for_churn() {
+    let slab = Slab::new();
+    let class = SizeClass::for_size(64).unwrap();
+    for _ in 0..3 {
+        let objects: Vec<_> = (0..1000).map(|_| slab.malloc(64).unwrap()).collect();
+        for p in objects {
+            // SAFETY: a live 64-byte allocation.
+            unsafe { slab.free(p, 64).unwrap() };
+        }
+        let stats = slab.class_stats(class);
+        assert_eq!(stats.blocks, 1);
+        assert!(stats.resident_bytes > 64 * 1000, "the spare kept its pages");
+    }
 }
 
 #[test]

@@ -1,12 +1,19 @@
 #![doc = include_str!("../README.md")]
 
+mod class_alloc;
 mod global;
+mod names;
+mod scope;
 mod seed_api;
 
+pub use class_alloc::{ClassAlloc, ClassHandle, ClassReport, Report};
+pub use classalloc_registry::{lifetime_class, strum, LifetimeClass, MAX_CLASSES};
+pub use classalloc_slab::fatal::abort_with;
 pub use classalloc_slab::{
     AllocError, BlockGeometry, ClassStats, FreeError, LargeStats, SizeClass, Totals,
 };
 pub use global::Global;
+pub use scope::with_class;
 pub use seed_api::{
     aligned_alloc, aligned_free, calloc, free, malloc, realloc, recalloc, try_free,
 };
@@ -17,6 +24,11 @@ use classalloc_slab::Slab;
 #[cfg(doctest)]
 #[doc = include_str!("../../../README.md")]
 pub struct WorkspaceReadme;
+
+/// `docs/lifetime-classes.md`'s example, compiled and run as a doc test.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/lifetime-classes.md")]
+pub struct LifetimeClassesDoc;
 
 /// The process-wide slab behind [`Global`] and the seed's functions.
 static SLAB: Slab = Slab::new();

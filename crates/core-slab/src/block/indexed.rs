@@ -1,8 +1,9 @@
 //! Blocks whose slots are addressed by a 16- or 32-bit index (classes 2 B and up).
 
-use super::{corrupted_free_list, touched_bytes, Block, Popped, Pushed};
+use super::{corrupted_free_list, touched_bytes, Block, ListTag, Popped, Pushed};
 use crate::error::FreeError;
 use crate::geometry::ClassLayout;
+use crate::os::{self, PAGE_SIZE};
 use crate::sync::{new_lock, read, write, Lock, UnsafeCell};
 use core::ptr::NonNull;
 
@@ -74,18 +75,20 @@ pub(crate) struct IndexedHeader<I> {
     lock: Lock,
     next: UnsafeCell<LinkBits>,
     prev: UnsafeCell<LinkBits>,
-    pending: UnsafeCell<u32>,
     /// First free slot, or `END`.
     free_head: UnsafeCell<I>,
     /// Slots below it have been handed out at least once.
     bump: UnsafeCell<I>,
     live: UnsafeCell<I>,
+    pending: UnsafeCell<u16>,
+    list: UnsafeCell<ListTag>,
     class: u8,
+    owner: u8,
 }
 
 #[cfg(not(loom))]
 const _: () = {
-    assert!(core::mem::size_of::<IndexedHeader<u16>>() <= 30);
+    assert!(core::mem::size_of::<IndexedHeader<u16>>() <= 28);
     assert!(core::mem::size_of::<IndexedHeader<u32>>() <= 36);
 };
 
@@ -100,7 +103,7 @@ impl<I: SlotIndex> IndexedHeader<I> {
 // SAFETY: repr(C), only cells, a lock and an immutable byte; `resolve` places the data after
 // size_of::<Self>(), so the header never overlaps a slot.
 unsafe impl<I: SlotIndex> Block for IndexedHeader<I> {
-    unsafe fn init<'a>(base: NonNull<u8>, class: u8, _layout: &ClassLayout) -> &'a Self {
+    unsafe fn init<'a>(base: NonNull<u8>, class: u8, owner: u8, _: &ClassLayout) -> &'a Self {
         let header = base.cast::<Self>();
         // SAFETY: the caller gives us a fresh, aligned, writable block large enough for the header.
         unsafe {
@@ -108,11 +111,13 @@ unsafe impl<I: SlotIndex> Block for IndexedHeader<I> {
                 lock: new_lock(),
                 next: UnsafeCell::new(0),
                 prev: UnsafeCell::new(0),
-                pending: UnsafeCell::new(0),
                 free_head: UnsafeCell::new(I::END),
                 bump: UnsafeCell::new(I::ZERO),
                 live: UnsafeCell::new(I::ZERO),
+                pending: UnsafeCell::new(0),
+                list: UnsafeCell::new(ListTag::None),
                 class,
+                owner,
             });
             header.as_ref()
         }
@@ -130,6 +135,11 @@ unsafe impl<I: SlotIndex> Block for IndexedHeader<I> {
     #[inline(always)]
     fn class(&self) -> u8 {
         self.class
+    }
+
+    #[inline(always)]
+    fn owner(&self) -> u8 {
+        self.owner
     }
 
     #[inline]
@@ -220,21 +230,63 @@ unsafe impl<I: SlotIndex> Block for IndexedHeader<I> {
         unsafe { read(&self.live).to_usize() }
     }
 
+    unsafe fn purge(&self, layout: &ClassLayout) -> usize {
+        // SAFETY: the caller holds the block lock and the block is empty, so no slot is in use: the
+        // slots' bytes are ours to zero and their pages ours to drop. The header page is kept; the
+        // part of it that holds slots is zeroed by hand so that every slot below the reset bump index
+        // is zero again.
+        unsafe {
+            let bump = read(&self.bump).to_usize();
+            if bump == 0 {
+                return 0;
+            }
+            let before = touched_bytes(layout, bump);
+            let base = self as *const Self as usize;
+            let data_start = base + layout.data_offset as usize;
+            let data_end = data_start + bump * layout.slot_size as usize;
+            let first_whole_page = (data_start + PAGE_SIZE - 1) & !(PAGE_SIZE - 1);
+            if data_start < first_whole_page {
+                let shared_end = data_end.min(first_whole_page);
+                (data_start as *mut u8).write_bytes(0, shared_end - data_start);
+            }
+            let purge_end = (data_end + PAGE_SIZE - 1) & !(PAGE_SIZE - 1);
+            if purge_end > first_whole_page {
+                os::purge(
+                    NonNull::new_unchecked(first_whole_page as *mut u8),
+                    purge_end - first_whole_page,
+                );
+            }
+            write(&self.bump, I::ZERO);
+            write(&self.free_head, I::END);
+            before - touched_bytes(layout, 0)
+        }
+    }
+
     unsafe fn resident_bytes(&self, layout: &ClassLayout) -> usize {
         // SAFETY: the caller holds the block lock.
         touched_bytes(layout, unsafe { read(&self.bump) }.to_usize())
     }
 
     #[inline]
-    unsafe fn pending(&self) -> u32 {
+    unsafe fn pending(&self) -> u16 {
         // SAFETY: the caller holds the block lock.
         unsafe { read(&self.pending) }
     }
 
     #[inline]
-    unsafe fn set_pending(&self, pending: u32) {
+    unsafe fn set_pending(&self, pending: u16) {
         // SAFETY: the caller holds the block lock.
         unsafe { write(&self.pending, pending) }
+    }
+
+    unsafe fn list(&self) -> ListTag {
+        // SAFETY: the caller holds the head lock, which guards the list tag.
+        unsafe { read(&self.list) }
+    }
+
+    unsafe fn set_list(&self, list: ListTag) {
+        // SAFETY: the caller holds the head lock, which guards the list tag.
+        unsafe { write(&self.list, list) }
     }
 
     #[inline]

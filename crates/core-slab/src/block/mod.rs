@@ -37,6 +37,18 @@ pub(crate) struct Pushed {
     pub(crate) now_empty: bool,
 }
 
+/// Which of its head's lists a block is on (guarded by the head lock).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub(crate) enum ListTag {
+    /// On no list: being set up, or about to be unmapped.
+    None,
+    /// On the list of blocks with a free slot.
+    Partial,
+    /// On the list of full blocks (or pending a move off it).
+    Full,
+}
+
 /// The interface the head needs from a block header.
 ///
 /// # Safety
@@ -48,7 +60,7 @@ pub(crate) unsafe trait Block: Sized {
     /// # Safety
     /// `base` is the start of a zeroed, writable block of `layout.block_size()` bytes aligned to its size,
     /// not yet shared with anyone; the reference is used only while the block stays mapped.
-    unsafe fn init<'a>(base: NonNull<u8>, class: u8, layout: &ClassLayout) -> &'a Self;
+    unsafe fn init<'a>(base: NonNull<u8>, class: u8, owner: u8, layout: &ClassLayout) -> &'a Self;
 
     /// The header of the block at `base`.
     ///
@@ -80,6 +92,9 @@ pub(crate) unsafe trait Block: Sized {
     /// The size class index written at initialisation.
     fn class(&self) -> u8;
 
+    /// The owner tag of the slab that mapped the block, written at initialisation.
+    fn owner(&self) -> u8;
+
     /// Takes a free slot, if any.
     ///
     /// # Safety
@@ -110,6 +125,13 @@ pub(crate) unsafe trait Block: Sized {
     /// The caller holds the block's lock.
     unsafe fn live(&self) -> usize;
 
+    /// Gives the pages of an empty block's slots back to the OS and makes every slot fresh (zero, behind
+    /// the bump index) again; returns the resident bytes released.
+    ///
+    /// # Safety
+    /// The caller holds the block's lock and the block is empty.
+    unsafe fn purge(&self, layout: &ClassLayout) -> usize;
+
     /// Bytes of the block that the allocator has made resident (header page and slots handed out).
     ///
     /// # Safety
@@ -121,13 +143,25 @@ pub(crate) unsafe trait Block: Sized {
     ///
     /// # Safety
     /// The caller holds the block's lock.
-    unsafe fn pending(&self) -> u32;
+    unsafe fn pending(&self) -> u16;
 
     /// Sets the pending count.
     ///
     /// # Safety
     /// The caller holds the block's lock.
-    unsafe fn set_pending(&self, pending: u32);
+    unsafe fn set_pending(&self, pending: u16);
+
+    /// Which list the block is on.
+    ///
+    /// # Safety
+    /// The caller holds the head's lock.
+    unsafe fn list(&self) -> ListTag;
+
+    /// Records which list the block is on.
+    ///
+    /// # Safety
+    /// The caller holds the head's lock.
+    unsafe fn set_list(&self, list: ListTag);
 
     /// The next block on the head's list (null at the end).
     ///

@@ -3,7 +3,7 @@
 //! an 8-bit index, hence the sub-blocks (the seed's design, with one more slot per sub-block: 4016 slots,
 //! 1.0199 bytes per byte against the seed's 1.024).
 
-use super::{corrupted_free_list, Block, Popped, Pushed};
+use super::{corrupted_free_list, Block, ListTag, Popped, Pushed};
 use crate::error::FreeError;
 use crate::geometry::ClassLayout;
 use crate::os::PAGE_SIZE;
@@ -35,9 +35,11 @@ pub(crate) struct TinyHeader {
     lock: Lock,
     next: UnsafeCell<usize>,
     prev: UnsafeCell<usize>,
-    pending: UnsafeCell<u32>,
+    pending: UnsafeCell<u16>,
     mask: UnsafeCell<u16>,
+    list: UnsafeCell<ListTag>,
     class: u8,
+    owner: u8,
 }
 
 #[cfg(not(loom))]
@@ -80,7 +82,7 @@ impl TinyHeader {
 
 // SAFETY: repr(C), only cells, a lock and an immutable byte; the sub-blocks start at size_of::<Self>().
 unsafe impl Block for TinyHeader {
-    unsafe fn init<'a>(base: NonNull<u8>, class: u8, _layout: &ClassLayout) -> &'a Self {
+    unsafe fn init<'a>(base: NonNull<u8>, class: u8, owner: u8, _: &ClassLayout) -> &'a Self {
         let header = base.cast::<Self>();
         // SAFETY: the caller gives us a fresh, zeroed, page-aligned page. Zeroed sub-block headers must
         // become "empty free list, bump 0, live 0", so each free-list head is set to END.
@@ -91,7 +93,9 @@ unsafe impl Block for TinyHeader {
                 prev: UnsafeCell::new(0),
                 pending: UnsafeCell::new(0),
                 mask: UnsafeCell::new(((1u32 << TINY_SUBBLOCKS) - 1) as u16),
+                list: UnsafeCell::new(ListTag::None),
                 class,
+                owner,
             });
             let header = header.as_ref();
             for index in 0..TINY_SUBBLOCKS {
@@ -109,6 +113,11 @@ unsafe impl Block for TinyHeader {
     #[inline(always)]
     fn class(&self) -> u8 {
         self.class
+    }
+
+    #[inline(always)]
+    fn owner(&self) -> u8 {
+        self.owner
     }
 
     unsafe fn pop(&self, layout: &ClassLayout) -> Option<Popped> {
@@ -199,18 +208,33 @@ unsafe impl Block for TinyHeader {
             .sum()
     }
 
+    unsafe fn purge(&self, _layout: &ClassLayout) -> usize {
+        // One page, shared with the header: nothing to give back short of unmapping it.
+        0
+    }
+
     unsafe fn resident_bytes(&self, _layout: &ClassLayout) -> usize {
         PAGE_SIZE
     }
 
-    unsafe fn pending(&self) -> u32 {
+    unsafe fn pending(&self) -> u16 {
         // SAFETY: the caller holds the page lock.
         unsafe { read(&self.pending) }
     }
 
-    unsafe fn set_pending(&self, pending: u32) {
+    unsafe fn set_pending(&self, pending: u16) {
         // SAFETY: the caller holds the page lock.
         unsafe { write(&self.pending, pending) }
+    }
+
+    unsafe fn list(&self) -> ListTag {
+        // SAFETY: the caller holds the head lock, which guards the list tag.
+        unsafe { read(&self.list) }
+    }
+
+    unsafe fn set_list(&self, list: ListTag) {
+        // SAFETY: the caller holds the head lock, which guards the list tag.
+        unsafe { write(&self.list, list) }
     }
 
     unsafe fn next(&self, _layout: &ClassLayout) -> *mut u8 {
