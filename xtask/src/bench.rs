@@ -27,14 +27,14 @@ const USAGE: &str = "\
 cargo xtask bench [--quick] [--only GROUPS]
 
   --quick        small sizes, one repetition, short criterion runs (the CI smoke test, < 5 min)
-  --only GROUPS  comma-separated subset of: ratio, seed, speed, threads, real
+  --only GROUPS  comma-separated subset of: ratio, seed, speed, threads, real, lifetimes
 
 Writes target/bench-report/report.md, SVG charts beside it, and criterion's HTML under
 target/criterion/report/.
 ";
 
 /// The workload groups, in the order they run.
-const GROUPS: [&str; 5] = ["ratio", "seed", "speed", "threads", "real"];
+const GROUPS: [&str; 6] = ["ratio", "seed", "speed", "threads", "real", "lifetimes"];
 
 /// Sizes of the memory-ratio table: powers of two, and sizes that are not.
 const RATIO_SIZES: [usize; 18] = [
@@ -85,6 +85,8 @@ struct Profile {
     /// Work multiplier of the multi-thread and real-work workloads.
     threads_scale: f64,
     real_scale: f64,
+    /// Long-lived objects of the mixed-lifetime workload.
+    lifetimes_long: usize,
     /// Arguments to criterion.
     criterion: &'static [&'static str],
 }
@@ -97,6 +99,7 @@ const FULL: Profile = Profile {
     seed_max_count: 1_000_000,
     threads_scale: 1.0,
     real_scale: 1.0,
+    lifetimes_long: 1_000_000,
     criterion: &["--warm-up-time", "1", "--measurement-time", "3"],
 };
 
@@ -108,6 +111,7 @@ const QUICK: Profile = Profile {
     seed_max_count: 100_000,
     threads_scale: 0.05,
     real_scale: 0.05,
+    lifetimes_long: 100_000,
     criterion: &[
         "--warm-up-time",
         "0.2",
@@ -168,6 +172,7 @@ pub fn run(args: &[String]) -> TaskResult {
         .collect();
 
     let mut report = Report::default();
+    let mut criterion_last = Vec::new();
     if wants("ratio") {
         report
             .tables
@@ -180,7 +185,12 @@ pub fn run(args: &[String]) -> TaskResult {
     }
     if wants("speed") {
         let (tables, notes) = speed(&root, &target, profile, &layout_allocators)?;
-        report.tables.extend(tables);
+        // c, d, e here; other criterion groups (h, the buddy's) after every other workload.
+        let (in_order, last): (Vec<Table>, Vec<Table>) = tables
+            .into_iter()
+            .partition(|t| ["churn", "mixed", "locality"].contains(&t.id.as_str()));
+        report.tables.extend(in_order);
+        criterion_last = last;
         report.notes.extend(notes);
     }
     if wants("threads") {
@@ -193,6 +203,12 @@ pub fn run(args: &[String]) -> TaskResult {
             .tables
             .extend(real(&mut runner, profile, &layout_allocators));
     }
+    if wants("lifetimes") {
+        report
+            .tables
+            .push(lifetimes(&mut runner, profile, &allocators));
+    }
+    report.tables.extend(criterion_last);
     report.peer_crashes = runner.peer_crashes.clone();
     report.write(&out, profile, &groups, started.elapsed().as_secs_f64())?;
     eprintln!(
@@ -594,6 +610,12 @@ fn describe_criterion_group(group: &str) -> (String, String) {
              one to three short-lived objects of 8 to 256 bytes, criterion median"
                 .into(),
         ),
+        "buddy_random_actions" => (
+            "h. Buddy random actions".into(),
+            "Nanoseconds per random action (allocate 1 B to the variant's maximum, or free a random \
+             live block) on a 32 MiB heap, criterion median"
+                .into(),
+        ),
         other => (
             format!("{other} (criterion)"),
             "Nanoseconds per element (per iteration where the bench declares no throughput), \
@@ -726,6 +748,59 @@ fn real(runner: &mut Runner, profile: &Profile, allocators: &[String]) -> Vec<Ta
     vec![wall, peak]
 }
 
+/// g: mixed lifetimes (the lifetime-classes workload), one process per allocator: long-lived objects
+/// interleaved with three times as many short-lived ones of the same sizes, then the short-lived ones
+/// freed. `classalloc-classes` puts the two lifetimes in two classes of a `ClassAlloc`.
+fn lifetimes(runner: &mut Runner, profile: &Profile, allocators: &[String]) -> Table {
+    let mut table = Table::new(
+        "lifetimes",
+        "g. Mixed lifetimes",
+        &format!(
+            "Resident bytes per requested byte, each allocator in its own process: {} long-lived \
+             objects, each followed by 3 short-lived ones, sizes 16 to 256 B, every byte written; \
+             \"after\" once the short-lived ones are freed (per long-lived byte), \"peak\" with \
+             everything live (per byte of both). `classalloc-classes` gives the two lifetimes two \
+             classes of one `ClassAlloc`; every other column mixes them, as allocators without \
+             lifetime classes must",
+            profile.lifetimes_long
+        ),
+        "when",
+        Better::Lower,
+    );
+    table.decimals = 4;
+    let columns: Vec<String> = std::iter::once("classalloc-classes".to_string())
+        .chain(allocators.iter().cloned())
+        .collect();
+    let after = "after: resident / long-lived bytes";
+    let peak = "peak: resident / all bytes";
+    runner.start("lifetimes", profile.repetitions * columns.len());
+    for _ in 0..profile.repetitions {
+        for allocator in &columns {
+            let args = strings(&["--alloc", allocator, "--long"])
+                .into_iter()
+                .chain([profile.lifetimes_long.to_string()])
+                .collect::<Vec<_>>();
+            match runner.measure("lifetimes", allocator, "mixed", &args) {
+                Ok(measured) => {
+                    record(&mut table, after, allocator, measured.number("ratio_after"));
+                    let all_bytes = measured
+                        .number("long_bytes")
+                        .and_then(|long| Ok(long + measured.number("short_bytes")?));
+                    let peak_ratio = measured
+                        .number("peak_growth")
+                        .and_then(|growth| Ok(growth / all_bytes?));
+                    record(&mut table, peak, allocator, peak_ratio);
+                }
+                Err(why) => {
+                    table.fail(after, allocator, why.clone());
+                    table.fail(peak, allocator, why);
+                }
+            }
+        }
+    }
+    table
+}
+
 /// The tables of one run and how to write them out.
 #[derive(Default)]
 struct Report {
@@ -774,7 +849,7 @@ impl Report {
             let (axis, label) = match table.id.as_str() {
                 "ratio" => (Axis::LogValue, "resident / requested bytes"),
                 "seed" => (Axis::LogValue, "ns per object"),
-                "seed-phases" | "real-time" | "real-memory" => continue,
+                "seed-phases" | "real-time" | "real-memory" | "lifetimes" => continue,
                 id if table.better == Better::Higher || id.is_empty() => {
                     (Axis::LinearValue, "million operations per second")
                 }
@@ -799,12 +874,9 @@ impl Report {
             let _ = writeln!(text);
         }
         let ids: Vec<&str> = self.tables.iter().map(|t| t.id.as_str()).collect();
-        let _ = writeln!(text, "### Not yet measurable\n");
-        let _ = writeln!(
-            text,
-            "- g. The mixed-lifetime workload: needs issue 4 (lifetime classes, `ClassAlloc<C>`)."
-        );
+
         if !ids.iter().any(|id| id.contains("buddy")) && groups.iter().any(|g| g == "speed") {
+            let _ = writeln!(text, "### Not yet measurable\n");
             let _ = writeln!(
                 text,
                 "- h. Buddy random actions against buddy_system_allocator and talc: needs issue 3 (the buddy crate)."
