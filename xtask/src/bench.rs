@@ -75,6 +75,9 @@ const SEED_PHASES: [(&str, &str); 9] = [
 /// How much work a run does.
 struct Profile {
     name: &'static str,
+    /// The cargo profile the binaries are built with, and the folder of `target/` they land in.
+    cargo_profile: &'static str,
+    cargo_folder: &'static str,
     /// Repetitions of every process-per-allocator measurement.
     repetitions: usize,
     /// Live bytes of the memory-ratio workload.
@@ -93,6 +96,8 @@ struct Profile {
 
 const FULL: Profile = Profile {
     name: "full",
+    cargo_profile: "release",
+    cargo_folder: "release",
     repetitions: 3,
     live_bytes: 64 << 20,
     seed_bytes: 64 << 20,
@@ -103,8 +108,13 @@ const FULL: Profile = Profile {
     criterion: &["--warm-up-time", "1", "--measurement-time", "3"],
 };
 
+/// The smoke test checks that everything runs, not how fast: it builds with the dev profile, which
+/// `cargo xtask ci` has already built for the tests (a cold release build of the peers alone takes
+/// over five minutes on two cores), and runs with debug assertions on.
 const QUICK: Profile = Profile {
     name: "quick",
+    cargo_profile: "dev",
+    cargo_folder: "debug",
     repetitions: 1,
     live_bytes: 8 << 20,
     seed_bytes: 8 << 20,
@@ -158,10 +168,17 @@ pub fn run(args: &[String]) -> TaskResult {
     std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
 
     run_step(
-        "build the benchmark binaries (release)",
-        cargo().args(["build", "--release", "-p", "classalloc-benches", "--bins"]),
+        &format!("build the benchmark binaries ({})", profile.cargo_profile),
+        cargo().args([
+            "build",
+            "--profile",
+            profile.cargo_profile,
+            "-p",
+            "classalloc-benches",
+            "--bins",
+        ]),
     )?;
-    let mut runner = Runner::new(target.join("release"));
+    let mut runner = Runner::new(target.join(profile.cargo_folder));
     let allocators = runner.allocators()?;
     // The seed's size-only API is measured where the seed measured itself (memory, its own
     // benchmark); everywhere else classalloc means its `Layout` API, as Rust programs use it.
@@ -515,7 +532,8 @@ fn speed(
         let step = format!("criterion: {bench} ({})", profile.name);
         eprintln!("xtask: ▶ {step}");
         let output = cargo()
-            .args(["bench", "-p", "classalloc-benches", "--bench", bench, "--"])
+            .args(["bench", "--profile", profile.cargo_profile])
+            .args(["-p", "classalloc-benches", "--bench", bench, "--"])
             .args(profile.criterion)
             .stderr(std::process::Stdio::inherit())
             .output()
@@ -829,7 +847,7 @@ impl Report {
         let _ = writeln!(
             text,
             "- Run: `cargo xtask bench{}`{} ({} profile: {} repetition(s) per process measurement, \
-             medians), {seconds:.0} s",
+             medians; cargo profile `{}`{}), {seconds:.0} s",
             if profile.name == "quick" { " --quick" } else { "" },
             if groups.len() < GROUPS.len() {
                 format!(" --only {}", groups.join(","))
@@ -838,6 +856,12 @@ impl Report {
             },
             profile.name,
             profile.repetitions,
+            profile.cargo_profile,
+            if profile.cargo_profile == "dev" {
+                ": unoptimised, a smoke test whose timings mean nothing"
+            } else {
+                ""
+            },
         );
         let _ = writeln!(
             text,
