@@ -35,7 +35,7 @@ fn churn(c: &mut Criterion) {
     for size in [16usize, 64, 256] {
         for &allocator in SPEED_ALLOCATORS {
             let mut churn = Churn::new(size, CHURN_OBJECTS);
-            group.throughput(Throughput::Elements(churn.operations_per_round()));
+            group.throughput(Throughput::Elements(churn.objects_per_round()));
             group.bench_function(
                 BenchmarkId::new(allocator.name(), size),
                 |b| with_allocator!(allocator, alloc => b.iter(|| churn.round(alloc))),

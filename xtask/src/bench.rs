@@ -27,14 +27,14 @@ const USAGE: &str = "\
 cargo xtask bench [--quick] [--only GROUPS]
 
   --quick        small sizes, one repetition, short criterion runs (the CI smoke test, < 5 min)
-  --only GROUPS  comma-separated subset of: ratio, seed, speed, threads, real
+  --only GROUPS  comma-separated subset of: ratio, seed, speed, threads, real, lifetimes
 
 Writes target/bench-report/report.md, SVG charts beside it, and criterion's HTML under
 target/criterion/report/.
 ";
 
 /// The workload groups, in the order they run.
-const GROUPS: [&str; 5] = ["ratio", "seed", "speed", "threads", "real"];
+const GROUPS: [&str; 6] = ["ratio", "seed", "speed", "threads", "real", "lifetimes"];
 
 /// Sizes of the memory-ratio table: powers of two, and sizes that are not.
 const RATIO_SIZES: [usize; 18] = [
@@ -75,6 +75,9 @@ const SEED_PHASES: [(&str, &str); 9] = [
 /// How much work a run does.
 struct Profile {
     name: &'static str,
+    /// The cargo profile the binaries are built with, and the folder of `target/` they land in.
+    cargo_profile: &'static str,
+    cargo_folder: &'static str,
     /// Repetitions of every process-per-allocator measurement.
     repetitions: usize,
     /// Live bytes of the memory-ratio workload.
@@ -85,29 +88,40 @@ struct Profile {
     /// Work multiplier of the multi-thread and real-work workloads.
     threads_scale: f64,
     real_scale: f64,
+    /// Long-lived objects of the mixed-lifetime workload.
+    lifetimes_long: usize,
     /// Arguments to criterion.
     criterion: &'static [&'static str],
 }
 
 const FULL: Profile = Profile {
     name: "full",
+    cargo_profile: "release",
+    cargo_folder: "release",
     repetitions: 3,
     live_bytes: 64 << 20,
     seed_bytes: 64 << 20,
     seed_max_count: 1_000_000,
     threads_scale: 1.0,
     real_scale: 1.0,
+    lifetimes_long: 1_000_000,
     criterion: &["--warm-up-time", "1", "--measurement-time", "3"],
 };
 
+/// The smoke test checks that everything runs, not how fast: it builds with the dev profile, which
+/// `cargo xtask ci` has already built for the tests (a cold release build of the peers alone takes
+/// over five minutes on two cores), and runs with debug assertions on.
 const QUICK: Profile = Profile {
     name: "quick",
+    cargo_profile: "dev",
+    cargo_folder: "debug",
     repetitions: 1,
     live_bytes: 8 << 20,
     seed_bytes: 8 << 20,
     seed_max_count: 100_000,
     threads_scale: 0.05,
     real_scale: 0.05,
+    lifetimes_long: 100_000,
     criterion: &[
         "--warm-up-time",
         "0.2",
@@ -154,10 +168,17 @@ pub fn run(args: &[String]) -> TaskResult {
     std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
 
     run_step(
-        "build the benchmark binaries (release)",
-        cargo().args(["build", "--release", "-p", "classalloc-benches", "--bins"]),
+        &format!("build the benchmark binaries ({})", profile.cargo_profile),
+        cargo().args([
+            "build",
+            "--profile",
+            profile.cargo_profile,
+            "-p",
+            "classalloc-benches",
+            "--bins",
+        ]),
     )?;
-    let mut runner = Runner::new(target.join("release"));
+    let mut runner = Runner::new(target.join(profile.cargo_folder));
     let allocators = runner.allocators()?;
     // The seed's size-only API is measured where the seed measured itself (memory, its own
     // benchmark); everywhere else classalloc means its `Layout` API, as Rust programs use it.
@@ -168,6 +189,7 @@ pub fn run(args: &[String]) -> TaskResult {
         .collect();
 
     let mut report = Report::default();
+    let mut criterion_last = Vec::new();
     if wants("ratio") {
         report
             .tables
@@ -179,9 +201,14 @@ pub fn run(args: &[String]) -> TaskResult {
             .extend(seed(&mut runner, profile, &allocators));
     }
     if wants("speed") {
-        report
-            .tables
-            .extend(speed(&root, &target, profile, &layout_allocators)?);
+        let (tables, notes) = speed(&root, &target, profile, &layout_allocators)?;
+        // c, d, e here; other criterion groups (h, the buddy's) after every other workload.
+        let (in_order, last): (Vec<Table>, Vec<Table>) = tables
+            .into_iter()
+            .partition(|t| ["churn", "mixed", "locality"].contains(&t.id.as_str()));
+        report.tables.extend(in_order);
+        criterion_last = last;
+        report.notes.extend(notes);
     }
     if wants("threads") {
         report
@@ -193,6 +220,12 @@ pub fn run(args: &[String]) -> TaskResult {
             .tables
             .extend(real(&mut runner, profile, &layout_allocators));
     }
+    if wants("lifetimes") {
+        report
+            .tables
+            .push(lifetimes(&mut runner, profile, &allocators));
+    }
+    report.tables.extend(criterion_last);
     report.peer_crashes = runner.peer_crashes.clone();
     report.write(&out, profile, &groups, started.elapsed().as_secs_f64())?;
     eprintln!(
@@ -473,7 +506,7 @@ fn speed(
     target: &Path,
     profile: &Profile,
     allocators: &[String],
-) -> Result<Vec<Table>, String> {
+) -> Result<(Vec<Table>, Vec<String>), String> {
     let criterion_dir = target.join("criterion");
     // Stale estimates from an earlier run (other allocators, other code) must not reach the report.
     if criterion_dir.exists() {
@@ -494,13 +527,28 @@ fn speed(
         .collect();
     others.sort();
     benches.extend(others);
+    let mut notes = Vec::new();
     for bench in &benches {
-        run_step(
-            &format!("criterion: {bench} ({})", profile.name),
-            cargo()
-                .args(["bench", "-p", "classalloc-benches", "--bench", bench, "--"])
-                .args(profile.criterion),
-        )?;
+        let step = format!("criterion: {bench} ({})", profile.name);
+        eprintln!("xtask: ▶ {step}");
+        let output = cargo()
+            .args(["bench", "--profile", profile.cargo_profile])
+            .args(["-p", "classalloc-benches", "--bench", bench, "--"])
+            .args(profile.criterion)
+            .stderr(std::process::Stdio::inherit())
+            .output()
+            .map_err(|e| format!("{step}: could not start: {e}"))?;
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        print!("{stdout}");
+        if !output.status.success() {
+            return Err(format!("{step}: failed with {}", output.status));
+        }
+        if let Some(extra) = extra_output(&stdout) {
+            notes.push(format!(
+                "### {bench}: its own summary\n\nPrinted by `cargo bench --bench {bench}` after \
+                 criterion's measurements:\n\n```text\n{extra}\n```\n"
+            ));
+        }
     }
     let results = criterion_results::read_all(&criterion_dir)?;
     let mut tables: BTreeMap<String, Table> = BTreeMap::new();
@@ -543,15 +591,29 @@ fn speed(
             .unwrap_or(9)
     };
     tables.sort_by_key(|t| (order(&t.id), t.id.clone()));
-    Ok(tables)
+    Ok((tables, notes))
+}
+
+/// A summary a bench prints beside criterion's estimates (the buddy bench prints a heap-efficiency
+/// table): the lines from the first that starts with "heap efficiency" to the next blank line.
+fn extra_output(stdout: &str) -> Option<String> {
+    let start = stdout
+        .lines()
+        .position(|line| line.to_ascii_lowercase().starts_with("heap efficiency"))?;
+    let block: Vec<&str> = stdout
+        .lines()
+        .skip(start)
+        .take_while(|line| !line.trim().is_empty())
+        .collect();
+    Some(block.join("\n"))
 }
 
 fn describe_criterion_group(group: &str) -> (String, String) {
     match group {
         "churn" => (
             "c. Churn: allocate N then free N".into(),
-            "Nanoseconds per operation (10,000 objects of the size per round; an allocation and a \
-             free are two operations), criterion median"
+            "Nanoseconds per object, its allocation and its free together (10,000 objects of the \
+             size per round), criterion median"
                 .into(),
         ),
         "mixed" => (
@@ -564,6 +626,12 @@ fn describe_criterion_group(group: &str) -> (String, String) {
             "e. Locality: walking a list built among noise".into(),
             "Nanoseconds per node to walk a list of 100,000 16-byte nodes, each allocated after \
              one to three short-lived objects of 8 to 256 bytes, criterion median"
+                .into(),
+        ),
+        "buddy_random_actions" => (
+            "h. Buddy random actions".into(),
+            "Nanoseconds per random action (allocate 1 B to the variant's maximum, or free a random \
+             live block) on a 32 MiB heap, criterion median"
                 .into(),
         ),
         other => (
@@ -698,10 +766,65 @@ fn real(runner: &mut Runner, profile: &Profile, allocators: &[String]) -> Vec<Ta
     vec![wall, peak]
 }
 
+/// g: mixed lifetimes (the lifetime-classes workload), one process per allocator: long-lived objects
+/// interleaved with three times as many short-lived ones of the same sizes, then the short-lived ones
+/// freed. `classalloc-classes` puts the two lifetimes in two classes of a `ClassAlloc`.
+fn lifetimes(runner: &mut Runner, profile: &Profile, allocators: &[String]) -> Table {
+    let mut table = Table::new(
+        "lifetimes",
+        "g. Mixed lifetimes",
+        &format!(
+            "Resident bytes per requested byte, each allocator in its own process: {} long-lived \
+             objects, each followed by 3 short-lived ones, sizes 16 to 256 B, every byte written; \
+             \"after\" once the short-lived ones are freed (per long-lived byte), \"peak\" with \
+             everything live (per byte of both). `classalloc-classes` gives the two lifetimes two \
+             classes of one `ClassAlloc`; every other column mixes them, as allocators without \
+             lifetime classes must",
+            profile.lifetimes_long
+        ),
+        "when",
+        Better::Lower,
+    );
+    table.decimals = 4;
+    let columns: Vec<String> = std::iter::once("classalloc-classes".to_string())
+        .chain(allocators.iter().cloned())
+        .collect();
+    let after = "after: resident / long-lived bytes";
+    let peak = "peak: resident / all bytes";
+    runner.start("lifetimes", profile.repetitions * columns.len());
+    for _ in 0..profile.repetitions {
+        for allocator in &columns {
+            let args = strings(&["--alloc", allocator, "--long"])
+                .into_iter()
+                .chain([profile.lifetimes_long.to_string()])
+                .collect::<Vec<_>>();
+            match runner.measure("lifetimes", allocator, "mixed", &args) {
+                Ok(measured) => {
+                    record(&mut table, after, allocator, measured.number("ratio_after"));
+                    let all_bytes = measured
+                        .number("long_bytes")
+                        .and_then(|long| Ok(long + measured.number("short_bytes")?));
+                    let peak_ratio = measured
+                        .number("peak_growth")
+                        .and_then(|growth| Ok(growth / all_bytes?));
+                    record(&mut table, peak, allocator, peak_ratio);
+                }
+                Err(why) => {
+                    table.fail(after, allocator, why.clone());
+                    table.fail(peak, allocator, why);
+                }
+            }
+        }
+    }
+    table
+}
+
 /// The tables of one run and how to write them out.
 #[derive(Default)]
 struct Report {
     tables: Vec<Table>,
+    /// Markdown blocks printed after the tables.
+    notes: Vec<String>,
     peer_crashes: Vec<String>,
 }
 
@@ -724,7 +847,7 @@ impl Report {
         let _ = writeln!(
             text,
             "- Run: `cargo xtask bench{}`{} ({} profile: {} repetition(s) per process measurement, \
-             medians), {seconds:.0} s",
+             medians; cargo profile `{}`{}), {seconds:.0} s",
             if profile.name == "quick" { " --quick" } else { "" },
             if groups.len() < GROUPS.len() {
                 format!(" --only {}", groups.join(","))
@@ -733,6 +856,12 @@ impl Report {
             },
             profile.name,
             profile.repetitions,
+            profile.cargo_profile,
+            if profile.cargo_profile == "dev" {
+                ": unoptimised, a smoke test whose timings mean nothing"
+            } else {
+                ""
+            },
         );
         let _ = writeln!(
             text,
@@ -744,7 +873,7 @@ impl Report {
             let (axis, label) = match table.id.as_str() {
                 "ratio" => (Axis::LogValue, "resident / requested bytes"),
                 "seed" => (Axis::LogValue, "ns per object"),
-                "seed-phases" | "real-time" | "real-memory" => continue,
+                "seed-phases" | "real-time" | "real-memory" | "lifetimes" => continue,
                 id if table.better == Better::Higher || id.is_empty() => {
                     (Axis::LinearValue, "million operations per second")
                 }
@@ -753,6 +882,9 @@ impl Report {
             let file = format!("{}.svg", table.id);
             charts::draw(table, axis, label, &out.join(&file))?;
             let _ = writeln!(text, "![{}]({file})\n", table.title);
+        }
+        for note in &self.notes {
+            let _ = writeln!(text, "{note}");
         }
         if !self.peer_crashes.is_empty() {
             let _ = writeln!(
@@ -766,12 +898,9 @@ impl Report {
             let _ = writeln!(text);
         }
         let ids: Vec<&str> = self.tables.iter().map(|t| t.id.as_str()).collect();
-        let _ = writeln!(text, "### Not yet measurable\n");
-        let _ = writeln!(
-            text,
-            "- g. The mixed-lifetime workload: needs issue 4 (lifetime classes, `ClassAlloc<C>`)."
-        );
+
         if !ids.iter().any(|id| id.contains("buddy")) && groups.iter().any(|g| g == "speed") {
+            let _ = writeln!(text, "### Not yet measurable\n");
             let _ = writeln!(
                 text,
                 "- h. Buddy random actions against buddy_system_allocator and talc: needs issue 3 (the buddy crate)."

@@ -20,9 +20,9 @@ impl Churn {
         }
     }
 
-    /// Allocator operations per round: one allocation and one free per object.
-    pub fn operations_per_round(&self) -> u64 {
-        2 * self.objects.len() as u64
+    /// Objects per round; each is allocated once and freed once.
+    pub fn objects_per_round(&self) -> u64 {
+        self.objects.len() as u64
     }
 
     /// One round: allocate every object (writing its first byte), then free them all.
