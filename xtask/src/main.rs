@@ -100,7 +100,8 @@ fn loom(extra: &[String]) -> TaskResult {
     let target = workspace_root().join("target").join("loom");
     let mut command = cargo();
     command
-        .args(["test", "--release", "--test", "loom", "--workspace"])
+        .args(["test", "--release", "--test", "loom"])
+        .args(package_selection(extra))
         .arg("--target-dir")
         .arg(&target)
         .args(extra)
@@ -112,16 +113,20 @@ fn loom(extra: &[String]) -> TaskResult {
     run("loom models", &mut command)
 }
 
+/// `--workspace` unless the caller chose packages (`-p NAME` / `--package NAME`).
+fn package_selection(extra: &[String]) -> Option<&'static str> {
+    let chosen = extra
+        .iter()
+        .any(|arg| arg == "-p" || arg.starts_with("--package") || arg.starts_with("-p"));
+    (!chosen).then_some("--workspace")
+}
+
 fn asan(extra: &[String]) -> TaskResult {
     let target = workspace_root().join("target").join("asan");
     let mut command = cargo();
     command
-        .args([
-            "test",
-            "--workspace",
-            "--target",
-            "x86_64-unknown-linux-gnu",
-        ])
+        .args(["test", "--target", "x86_64-unknown-linux-gnu"])
+        .args(package_selection(extra))
         .arg("--target-dir")
         .arg(&target)
         .args(extra)

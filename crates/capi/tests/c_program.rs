@@ -34,6 +34,10 @@ fn build(name: &str, source: &str) -> PathBuf {
 }
 
 #[test]
+#[cfg_attr(
+    classalloc_asan,
+    ignore = "a plain cc program cannot link the sanitizer-instrumented static library; runs in the normal build"
+)]
 fn a_c_program_uses_the_seed_api_and_classes() {
     let source = include_str!("c/program.c");
     let program = build("program", source);
@@ -47,6 +51,10 @@ fn a_c_program_uses_the_seed_api_and_classes() {
 }
 
 #[test]
+#[cfg_attr(
+    classalloc_asan,
+    ignore = "a plain cc program cannot link the sanitizer-instrumented static library; runs in the normal build"
+)]
 fn a_misuse_from_c_aborts_with_its_message() {
     let source = r#"
         #include "classalloc.h"
