@@ -372,6 +372,19 @@ impl Runner {
     }
 }
 
+/// `n` with commas between groups of three digits, as the report's prose writes numbers.
+fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (index, digit) in digits.chars().enumerate() {
+        if index > 0 && (digits.len() - index) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(digit);
+    }
+    out
+}
+
 fn size_label(size: usize) -> String {
     match size {
         s if s >= 1024 && s % 1024 == 0 => format!("{} KiB", s / 1024),
@@ -780,7 +793,7 @@ fn lifetimes(runner: &mut Runner, profile: &Profile, allocators: &[String]) -> T
              everything live (per byte of both). `classalloc-classes` gives the two lifetimes two \
              classes of one `ClassAlloc`; every other column mixes them, as allocators without \
              lifetime classes must",
-            profile.lifetimes_long
+            thousands(profile.lifetimes_long)
         ),
         "when",
         Better::Lower,
