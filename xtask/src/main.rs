@@ -1,7 +1,7 @@
 //! classalloc's project tasks, run as `cargo xtask <task>` (see `cargo xtask help`).
 //!
-//! Plain std only: the tasks are sequences of cargo invocations, and a task runner with dependencies would
-//! slow down every CI run for nothing.
+//! The tasks are sequences of cargo invocations written with std alone; only the benchmark report pulls in
+//! dependencies (plotters for its charts, serde_json for criterion's estimates).
 
 mod bench;
 
