@@ -209,8 +209,8 @@ impl Large {
         self.with_table(|table| table.find(ptr.as_ptr() as usize).is_some())
     }
 
-    /// Maps `size` bytes aligned to `align` (a power of two).
-    pub(crate) fn alloc(&self, size: usize, align: usize) -> Result<NonNull<u8>, AllocError> {
+    /// Maps `size` bytes aligned to `align` (a power of two); the slice is the whole pages mapped.
+    pub(crate) fn alloc(&self, size: usize, align: usize) -> Result<NonNull<[u8]>, AllocError> {
         let len = page_round(size).ok_or(AllocError::TooLarge)?;
         let ptr = os::map_aligned(len, align.max(PAGE_SIZE)).ok_or(AllocError::OutOfMemory)?;
         if !self.with_table(|table| table.insert(ptr.as_ptr() as usize, len)) {
@@ -219,7 +219,7 @@ impl Large {
             return Err(AllocError::OutOfMemory);
         }
         self.live_bytes.fetch_add(size, Ordering::Relaxed);
-        Ok(ptr)
+        Ok(NonNull::slice_from_raw_parts(ptr, len))
     }
 
     /// Unmaps an allocation of `size` bytes, after checking that it is one.
@@ -248,8 +248,9 @@ impl Large {
         Ok(())
     }
 
-    /// Resizes a large allocation, in place where the OS allows, else by moving its pages (mremap: no copy).
-    /// Alignments above a page can only be kept in place; the caller copies otherwise.
+    /// Resizes a large allocation, in place where the OS allows, else by moving its pages (mremap: no copy);
+    /// the slice is the whole pages now mapped. Alignments above a page can only be kept in place; the
+    /// caller copies otherwise.
     ///
     /// # Safety
     /// `ptr` is a live allocation of this path of `old_size` bytes, aligned to `align`.
@@ -259,7 +260,7 @@ impl Large {
         old_size: usize,
         new_size: usize,
         align: usize,
-    ) -> Result<NonNull<u8>, AllocError> {
+    ) -> Result<NonNull<[u8]>, AllocError> {
         let old_len = page_round(old_size).ok_or(AllocError::TooLarge)?;
         let new_len = page_round(new_size).ok_or(AllocError::TooLarge)?;
         self.with_table(|table| {
@@ -289,7 +290,7 @@ impl Large {
             };
             self.live_bytes
                 .fetch_add(new_size.wrapping_sub(old_size), Ordering::Relaxed);
-            Ok(moved)
+            Ok(NonNull::slice_from_raw_parts(moved, new_len))
         })
     }
 

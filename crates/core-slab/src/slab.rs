@@ -1,10 +1,10 @@
 //! The slab allocator: a head per size class, two APIs over it (Rust `Layout`s with fine classes, the
 //! seed's size-only functions with power-of-two classes), and the large path.
 
-use crate::block::{Block, IndexedHeader, Popped, TinyHeader};
+use crate::block::{with_block_type, Block, Popped};
 use crate::class::{SizeClass, CLASS_COUNT, MAX_SMALL_ALIGN};
 use crate::error::{AllocError, FreeError};
-use crate::geometry::{resolve, BlockGeometry, BlockKind, ClassLayout, SeedConfig, SlabConfig};
+use crate::geometry::{resolve, BlockGeometry, ClassLayout, SeedConfig, SlabConfig};
 use crate::head::Head;
 use crate::large::Large;
 use crate::os::PAGE_SIZE;
@@ -296,13 +296,7 @@ impl<C: SlabConfig> Slab<C> {
                 let base = ptr.as_ptr() as usize & !(geometry.block_size() - 1);
                 let base = NonNull::new(base as *mut u8)?;
                 // SAFETY: per the contract the block holding the live slot is mapped and initialised.
-                Some(unsafe {
-                    match geometry.kind {
-                        BlockKind::Tiny => TinyHeader::at(base).owner(),
-                        BlockKind::Index16 => IndexedHeader::<u16>::at(base).owner(),
-                        BlockKind::Index32 => IndexedHeader::<u32>::at(base).owner(),
-                    }
-                })
+                Some(with_block_type!(geometry.kind, B => unsafe { B::at(base).owner() }))
             }
             Route::Large { .. } => None,
         }
@@ -324,13 +318,7 @@ impl<C: SlabConfig> Slab<C> {
             let layout = &Self::LAYOUTS[class.index()];
             let head = &self.heads[class.index()];
             // SAFETY: per the contract nothing uses the slab's memory any more.
-            unsafe {
-                match layout.kind {
-                    BlockKind::Tiny => head.release_all::<TinyHeader>(layout),
-                    BlockKind::Index16 => head.release_all::<IndexedHeader<u16>>(layout),
-                    BlockKind::Index32 => head.release_all::<IndexedHeader<u32>>(layout),
-                }
-            }
+            with_block_type!(layout.kind, B => unsafe { head.release_all::<B>(layout) });
         }
         // SAFETY: as above.
         unsafe { self.large.release_all() };
@@ -401,15 +389,9 @@ impl<C: SlabConfig> Slab<C> {
                 let layout = &Self::LAYOUTS[class.index()];
                 let head = &self.heads[class.index()];
                 let tag = class.index() as u8;
-                let popped: Popped = match layout.kind {
-                    BlockKind::Tiny => head.alloc::<TinyHeader>(tag, self.owner, layout, size),
-                    BlockKind::Index16 => {
-                        head.alloc::<IndexedHeader<u16>>(tag, self.owner, layout, size)
-                    }
-                    BlockKind::Index32 => {
-                        head.alloc::<IndexedHeader<u32>>(tag, self.owner, layout, size)
-                    }
-                }?;
+                let popped: Popped = with_block_type!(layout.kind, B => {
+                    head.alloc::<B>(tag, self.owner, layout, size)
+                })?;
                 let slot_size = layout.slot_size as usize;
                 if zeroed && !popped.fresh {
                     // SAFETY: the slot is ours and slot_size bytes long.
@@ -420,11 +402,7 @@ impl<C: SlabConfig> Slab<C> {
                     popped.fresh,
                 ))
             }
-            Route::Large { align } => {
-                let ptr = self.large.alloc(size, align)?;
-                let len = crate::os::page_round(size).ok_or(AllocError::TooLarge)?;
-                Ok((NonNull::slice_from_raw_parts(ptr, len), true))
-            }
+            Route::Large { align } => Ok((self.large.alloc(size, align)?, true)),
         }
     }
 
@@ -445,19 +423,9 @@ impl<C: SlabConfig> Slab<C> {
                 let base = NonNull::new(base_addr as *mut u8).ok_or(FreeError::NotASlot)?;
                 let tag = class.index() as u8;
                 // SAFETY: per the contract ptr is a live slot of this class, so `base` is its mapped block.
-                unsafe {
-                    match layout.kind {
-                        BlockKind::Tiny => {
-                            head.free::<TinyHeader>(base, ptr, tag, self.owner, layout)
-                        }
-                        BlockKind::Index16 => {
-                            head.free::<IndexedHeader<u16>>(base, ptr, tag, self.owner, layout)
-                        }
-                        BlockKind::Index32 => {
-                            head.free::<IndexedHeader<u32>>(base, ptr, tag, self.owner, layout)
-                        }
-                    }
-                }?;
+                with_block_type!(layout.kind, B => unsafe {
+                    head.free::<B>(base, ptr, tag, self.owner, layout)
+                })?;
                 head.count_free(size);
                 Ok(())
             }
@@ -484,9 +452,7 @@ impl<C: SlabConfig> Slab<C> {
             }
             (Route::Large { align }, Route::Large { .. }) if align <= PAGE_SIZE => {
                 // SAFETY: per the contract ptr is a live large allocation of old_size bytes.
-                let moved = unsafe { self.large.resize(ptr, old_size, new_size, align) }?;
-                let len = crate::os::page_round(new_size).ok_or(AllocError::TooLarge)?;
-                Ok(NonNull::slice_from_raw_parts(moved, len))
+                unsafe { self.large.resize(ptr, old_size, new_size, align) }
             }
             _ => {
                 let (fresh, _) = self.alloc_routed(new, new_size, false)?;
@@ -518,13 +484,7 @@ impl<C: SlabConfig> Drop for Slab<C> {
             let layout = &Self::LAYOUTS[class.index()];
             let head = &self.heads[class.index()];
             // SAFETY: `&mut self`: no other thread uses the heads.
-            unsafe {
-                match layout.kind {
-                    BlockKind::Tiny => head.release_empty::<TinyHeader>(layout),
-                    BlockKind::Index16 => head.release_empty::<IndexedHeader<u16>>(layout),
-                    BlockKind::Index32 => head.release_empty::<IndexedHeader<u32>>(layout),
-                }
-            }
+            with_block_type!(layout.kind, B => unsafe { head.release_empty::<B>(layout) });
         }
     }
 }

@@ -15,10 +15,34 @@ pub(crate) use indexed::IndexedHeader;
 pub(crate) use tiny::{TinyHeader, TINY_SLOTS_PER_SUBBLOCK, TINY_SUBBLOCKS, TINY_SUBBLOCK_DATA};
 
 use crate::error::FreeError;
+
+/// Evaluates `$body` with `$block` naming the header type of `$kind` (a [`BlockKind`]), so one generic
+/// call serves the three block layouts.
+///
+/// [`BlockKind`]: crate::geometry::BlockKind
+macro_rules! with_block_type {
+    ($kind:expr, $block:ident => $body:expr) => {
+        match $kind {
+            $crate::geometry::BlockKind::Tiny => {
+                type $block = $crate::block::TinyHeader;
+                $body
+            }
+            $crate::geometry::BlockKind::Index16 => {
+                type $block = $crate::block::IndexedHeader<u16>;
+                $body
+            }
+            $crate::geometry::BlockKind::Index32 => {
+                type $block = $crate::block::IndexedHeader<u32>;
+                $body
+            }
+        }
+    };
+}
 use crate::geometry::ClassLayout;
 use crate::os::PAGE_SIZE;
 use crate::sync::Lock;
 use core::ptr::NonNull;
+pub(crate) use with_block_type;
 
 /// A slot taken from a block.
 pub(crate) struct Popped {
