@@ -18,7 +18,8 @@ use crate::error::{AllocError, FreeError};
 use crate::geometry::ClassLayout;
 use crate::os::{self, PAGE_SIZE};
 use crate::sync::{
-    acquire, new_lock, read, write, AtomicUsize, Lock, LockedCounter, Ordering, UnsafeCell,
+    acquire, loom_const_fn, new_lock, read, write, AtomicUsize, Lock, LockedCounter, Ordering,
+    UnsafeCell,
 };
 use core::ptr::{self, NonNull};
 
@@ -159,30 +160,18 @@ unsafe impl Send for Head {}
 unsafe impl Sync for Head {}
 
 impl Head {
-    #[cfg(not(loom))]
-    pub(crate) const fn new() -> Self {
-        Self {
-            lock: new_lock(),
-            lists: UnsafeCell::new(Lists::EMPTY),
-            allocated_objects: LockedCounter::new(),
-            allocated_bytes: LockedCounter::new(),
-            freed_objects: AtomicUsize::new(0),
-            freed_bytes: AtomicUsize::new(0),
-            blocks: LockedCounter::new(),
-            resident_bytes: LockedCounter::new(),
-        }
-    }
-    #[cfg(loom)]
-    pub(crate) fn new() -> Self {
-        Self {
-            lock: new_lock(),
-            lists: UnsafeCell::new(Lists::EMPTY),
-            allocated_objects: LockedCounter::new(),
-            allocated_bytes: LockedCounter::new(),
-            freed_objects: AtomicUsize::new(0),
-            freed_bytes: AtomicUsize::new(0),
-            blocks: LockedCounter::new(),
-            resident_bytes: LockedCounter::new(),
+    loom_const_fn! {
+        pub(crate) fn new() -> Self {
+            Self {
+                lock: new_lock(),
+                lists: UnsafeCell::new(Lists::EMPTY),
+                allocated_objects: LockedCounter::new(),
+                allocated_bytes: LockedCounter::new(),
+                freed_objects: AtomicUsize::new(0),
+                freed_bytes: AtomicUsize::new(0),
+                blocks: LockedCounter::new(),
+                resident_bytes: LockedCounter::new(),
+            }
         }
     }
 

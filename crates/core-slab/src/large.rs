@@ -5,7 +5,9 @@
 use crate::error::{AllocError, FreeError};
 use crate::os::{self, page_round, PAGE_SIZE};
 use crate::stats::LargeStats;
-use crate::sync::{acquire, new_lock, read, write, AtomicUsize, Lock, Ordering, UnsafeCell};
+use crate::sync::{
+    acquire, loom_const_fn, new_lock, read, write, AtomicUsize, Lock, Ordering, UnsafeCell,
+};
 use core::ptr::{self, NonNull};
 
 /// An open-addressing hash table (linear probing, backward-shift deletion) of address -> length, in
@@ -159,20 +161,13 @@ unsafe impl Send for Large {}
 unsafe impl Sync for Large {}
 
 impl Large {
-    #[cfg(not(loom))]
-    pub(crate) const fn new() -> Self {
-        Self {
-            lock: new_lock(),
-            table: UnsafeCell::new(Table::EMPTY),
-            live_bytes: AtomicUsize::new(0),
-        }
-    }
-    #[cfg(loom)]
-    pub(crate) fn new() -> Self {
-        Self {
-            lock: new_lock(),
-            table: UnsafeCell::new(Table::EMPTY),
-            live_bytes: AtomicUsize::new(0),
+    loom_const_fn! {
+        pub(crate) fn new() -> Self {
+            Self {
+                lock: new_lock(),
+                table: UnsafeCell::new(Table::EMPTY),
+                live_bytes: AtomicUsize::new(0),
+            }
         }
     }
 

@@ -12,6 +12,21 @@ pub(crate) use std::sync::{
     Mutex, MutexGuard,
 };
 
+/// Defines a constructor once: `const` with std's primitives (so a `static` slab can be built), a plain
+/// `fn` under loom, whose primitives are not `const`.
+macro_rules! loom_const_fn {
+    ($(#[$meta:meta])* $vis:vis fn $name:ident() -> $ret:ty $body:block) => {
+        #[cfg(not(loom))]
+        $(#[$meta])*
+        $vis const fn $name() -> $ret $body
+
+        #[cfg(loom)]
+        $(#[$meta])*
+        $vis fn $name() -> $ret $body
+    };
+}
+pub(crate) use loom_const_fn;
+
 /// A lock that guards state reached through raw pointers rather than through the mutex's own data.
 pub(crate) type Lock = Mutex<()>;
 
@@ -25,14 +40,11 @@ pub(crate) fn acquire(lock: &Lock) -> MutexGuard<'_, ()> {
     }
 }
 
-/// A new unlocked lock; `const` where std is used, so a `static` slab can be built.
-#[cfg(not(loom))]
-pub(crate) const fn new_lock() -> Lock {
-    Mutex::new(())
-}
-#[cfg(loom)]
-pub(crate) fn new_lock() -> Lock {
-    Mutex::new(())
+loom_const_fn! {
+    /// A new unlocked lock.
+    pub(crate) fn new_lock() -> Lock {
+        Mutex::new(())
+    }
 }
 
 /// An interior-mutable cell whose accesses loom can track (`with` / `with_mut`), or a plain
@@ -68,13 +80,10 @@ impl<T> UnsafeCell<T> {
 pub(crate) struct LockedCounter(AtomicUsize);
 
 impl LockedCounter {
-    #[cfg(not(loom))]
-    pub(crate) const fn new() -> Self {
-        Self(AtomicUsize::new(0))
-    }
-    #[cfg(loom)]
-    pub(crate) fn new() -> Self {
-        Self(AtomicUsize::new(0))
+    loom_const_fn! {
+        pub(crate) fn new() -> Self {
+            Self(AtomicUsize::new(0))
+        }
     }
 
     /// Adds `delta`; the caller holds the lock that serialises all writers.
