@@ -1,6 +1,6 @@
 #![doc = include_str!("../README.md")]
 
-use classalloc::{strum, ClassAlloc, FreeError, MAX_CLASSES};
+use classalloc::{abort_on_misuse, strum, ClassAlloc, FreeError, MAX_CLASSES};
 use core::ptr::{self, NonNull};
 
 /// An integer lifetime class, `0 .. MAX_CLASSES`.
@@ -39,11 +39,6 @@ impl classalloc::LifetimeClass for CClass {
 
 /// The allocator behind the C functions.
 static ALLOC: ClassAlloc<CClass> = ClassAlloc::new();
-
-#[cold]
-fn misuse(error: FreeError, ptr: *mut u8, size: usize) -> ! {
-    classalloc::abort_with(format_args!("{error}: {ptr:p} ({size} B)"))
-}
 
 /// `Malloc(size)`: class 0.
 #[no_mangle]
@@ -113,11 +108,11 @@ pub unsafe extern "C" fn FreeClass(cls: u32, ptr: *mut u8, size: usize) {
         return;
     };
     let Some(class) = CClass::new(cls) else {
-        misuse(FreeError::OwnerMismatch, ptr, size);
+        abort_on_misuse(FreeError::OwnerMismatch, ptr, size);
     };
     // SAFETY: forwarded contract.
     if let Err(error) = unsafe { ALLOC.free_sized(class, nonnull, size) } {
-        misuse(error, ptr, size);
+        abort_on_misuse(error, ptr, size);
     }
 }
 
@@ -182,7 +177,7 @@ unsafe fn resize(
     };
     match resized {
         Ok(new) => new.as_ptr(),
-        Err(classalloc::AllocError::NotAllocated(error)) => misuse(error, ptr, old_size),
+        Err(classalloc::AllocError::NotAllocated(error)) => abort_on_misuse(error, ptr, old_size),
         Err(_) => ptr::null_mut(),
     }
 }

@@ -196,18 +196,6 @@ impl<C: LifetimeClass, Cfg: SlabConfig> ClassTable<C, Cfg> {
         }
     }
 
-    /// As [`class_of`](Self::class_of) for the size-only API.
-    ///
-    /// # Safety
-    /// `ptr` is a live size-only allocation of this table of `size` bytes.
-    pub unsafe fn class_of_sized(&self, ptr: NonNull<u8>, size: usize) -> Option<usize> {
-        let align = classalloc_slab::size_only_alignment(size);
-        let layout = Layout::from_size_align(size, align).ok()?;
-        // SAFETY: a size-only allocation of `size` lies in the same class as a layout of the same size
-        // aligned to its size-only alignment, so the header read is the same.
-        unsafe { self.class_of(ptr, layout) }
-    }
-
     /// Returns all memory of `class` to the OS at once: every block and large allocation, live or not.
     ///
     /// # Safety

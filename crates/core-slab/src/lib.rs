@@ -15,5 +15,5 @@ mod sync;
 pub use class::{SizeClass, CLASS_COUNT, MAX_SMALL_ALIGN, MAX_SMALL_SIZE};
 pub use error::{AllocError, FreeError};
 pub use geometry::{BlockGeometry, Geometry, SeedConfig, SlabConfig};
-pub use slab::{checked_layout, size_only_alignment, Slab};
+pub use slab::{checked_layout, Slab};
 pub use stats::{ClassStats, LargeStats, Totals};

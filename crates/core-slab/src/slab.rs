@@ -2,7 +2,7 @@
 //! seed's size-only functions with power-of-two classes), and the large path.
 
 use crate::block::{with_block_type, Block, Popped};
-use crate::class::{SizeClass, CLASS_COUNT, MAX_SMALL_ALIGN};
+use crate::class::{SizeClass, CLASS_COUNT};
 use crate::error::{AllocError, FreeError};
 use crate::geometry::{resolve, BlockGeometry, ClassLayout, SeedConfig, SlabConfig};
 use crate::head::Head;
@@ -486,15 +486,5 @@ impl<C: SlabConfig> Drop for Slab<C> {
             // SAFETY: `&mut self`: no other thread uses the heads.
             with_block_type!(layout.kind, B => unsafe { head.release_empty::<B>(layout) });
         }
-    }
-}
-
-/// The alignment the slab guarantees for a size-only allocation of `size` bytes.
-pub const fn size_only_alignment(size: usize) -> usize {
-    let pow2 = size.next_power_of_two();
-    if pow2 > MAX_SMALL_ALIGN {
-        MAX_SMALL_ALIGN
-    } else {
-        pow2
     }
 }

@@ -3,7 +3,7 @@
 
 use crate::names::ClassNames;
 use crate::scope;
-use crate::{misuse, AllocError, ClassStats, FreeError, LargeStats, Totals};
+use crate::{abort_on_misuse, AllocError, ClassStats, FreeError, LargeStats, Totals};
 use classalloc_registry::{ClassTable, LifetimeClass};
 use core::alloc::{GlobalAlloc, Layout};
 use core::ptr::{self, NonNull};
@@ -243,7 +243,7 @@ impl<C: LifetimeClass> ClassAlloc<C> {
         // SAFETY: forwarded contract.
         match unsafe { self.table.class_of(ptr, layout) } {
             Some(index) => index,
-            None => misuse(FreeError::NotASlot, ptr.as_ptr(), layout.size()),
+            None => abort_on_misuse(FreeError::NotASlot, ptr.as_ptr(), layout.size()),
         }
     }
 }
@@ -277,7 +277,7 @@ unsafe impl<C: LifetimeClass> GlobalAlloc for ClassAlloc<C> {
         unsafe {
             let owner = self.owner(nonnull, layout);
             if let Err(error) = self.table.slab_at(owner).dealloc(nonnull, layout) {
-                misuse(error, ptr, layout.size());
+                abort_on_misuse(error, ptr, layout.size());
             }
         }
     }
@@ -292,7 +292,7 @@ unsafe impl<C: LifetimeClass> GlobalAlloc for ClassAlloc<C> {
             let owner = self.owner(nonnull, layout);
             match self.table.slab_at(owner).realloc(nonnull, layout, new_size) {
                 Ok(block) => block.as_ptr().cast(),
-                Err(AllocError::NotAllocated(error)) => misuse(error, ptr, layout.size()),
+                Err(AllocError::NotAllocated(error)) => abort_on_misuse(error, ptr, layout.size()),
                 Err(_) => ptr::null_mut(),
             }
         }
@@ -351,7 +351,7 @@ unsafe impl<C: LifetimeClass> allocator_api2::alloc::Allocator for ClassHandle<'
         }
         // SAFETY: Allocator's contract: `ptr` is currently allocated by this allocator and `layout` fits.
         if let Err(error) = unsafe { self.alloc.table.dealloc(self.class, ptr, layout) } {
-            misuse(error, ptr.as_ptr(), layout.size());
+            abort_on_misuse(error, ptr.as_ptr(), layout.size());
         }
     }
 
@@ -434,7 +434,9 @@ impl<C: LifetimeClass> ClassHandle<'_, C> {
             // SAFETY: `ptr` is live in this class with `old`.
             return match unsafe { self.alloc.table.realloc(self.class, ptr, old, new.size()) } {
                 Ok(block) => Ok(block),
-                Err(AllocError::NotAllocated(error)) => misuse(error, ptr.as_ptr(), old.size()),
+                Err(AllocError::NotAllocated(error)) => {
+                    abort_on_misuse(error, ptr.as_ptr(), old.size())
+                }
                 Err(_) => Err(ApiError),
             };
         }

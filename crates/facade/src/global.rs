@@ -1,6 +1,6 @@
 //! `Global`: the slab as Rust's global allocator.
 
-use crate::{misuse, AllocError, SLAB};
+use crate::{abort_on_misuse, AllocError, SLAB};
 use core::alloc::{GlobalAlloc, Layout};
 use core::ptr::{self, NonNull};
 
@@ -53,7 +53,7 @@ unsafe impl GlobalAlloc for Global {
         };
         // SAFETY: GlobalAlloc's contract: ptr was allocated by this allocator with `layout`.
         if let Err(error) = unsafe { SLAB.dealloc(nonnull, layout) } {
-            misuse(error, ptr, layout.size());
+            abort_on_misuse(error, ptr, layout.size());
         }
     }
 
@@ -65,7 +65,7 @@ unsafe impl GlobalAlloc for Global {
         // SAFETY: GlobalAlloc's contract: ptr was allocated with `layout`, new_size is valid for its align.
         match unsafe { SLAB.realloc(nonnull, layout, new_size) } {
             Ok(block) => block.as_ptr().cast(),
-            Err(AllocError::NotAllocated(error)) => misuse(error, ptr, layout.size()),
+            Err(AllocError::NotAllocated(error)) => abort_on_misuse(error, ptr, layout.size()),
             Err(_) => ptr::null_mut(),
         }
     }

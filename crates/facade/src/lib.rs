@@ -8,7 +8,6 @@ mod seed_api;
 
 pub use class_alloc::{ClassAlloc, ClassHandle, ClassReport, Report};
 pub use classalloc_registry::{lifetime_class, strum, LifetimeClass, MAX_CLASSES};
-pub use classalloc_slab::fatal::abort_with;
 pub use classalloc_slab::{
     AllocError, BlockGeometry, ClassStats, FreeError, LargeStats, SizeClass, Totals,
 };
@@ -48,10 +47,11 @@ pub fn totals() -> Totals {
     SLAB.totals()
 }
 
-/// Aborts on a misuse the allocator detected (a free that does not match an allocation); going on could
-/// corrupt memory.
+/// Aborts on a misuse the allocator detected (a free that does not match an allocation), with
+/// `classalloc: fatal: <misuse>: <ptr> (<size> B)` on standard error, written without allocating; going on
+/// could corrupt memory. Shared by every entry point, the C ABI included, so all report misuse alike.
 #[cold]
 #[inline(never)]
-fn misuse(what: FreeError, ptr: *mut u8, size: usize) -> ! {
+pub fn abort_on_misuse(what: FreeError, ptr: *mut u8, size: usize) -> ! {
     classalloc_slab::fatal::abort_with(format_args!("{what}: {ptr:p} ({size} B)"))
 }

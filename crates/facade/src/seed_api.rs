@@ -2,7 +2,7 @@
 //! an allocation of `n` bytes is aligned to `n.next_power_of_two()` (at most 4096; larger sizes get whole
 //! pages). Errors are null pointers, as in C.
 
-use crate::{misuse, AllocError, FreeError, SLAB};
+use crate::{abort_on_misuse, AllocError, FreeError, SLAB};
 use core::ptr::{self, NonNull};
 
 /// Allocates `size` bytes, aligned to `size.next_power_of_two()` up to 4096. Null for size 0, for sizes
@@ -42,7 +42,7 @@ pub unsafe fn aligned_free(ptr: *mut u8, size: usize, align: usize) {
         Err(_) => Err(FreeError::NotASlot),
     };
     if let Err(error) = result {
-        misuse(error, ptr, size);
+        abort_on_misuse(error, ptr, size);
     }
 }
 
@@ -57,7 +57,7 @@ pub unsafe fn aligned_free(ptr: *mut u8, size: usize, align: usize) {
 pub unsafe fn free(ptr: *mut u8, size: usize) {
     // SAFETY: forwarded contract.
     if let Err(error) = unsafe { try_free(ptr, size) } {
-        misuse(error, ptr, size);
+        abort_on_misuse(error, ptr, size);
     }
 }
 
@@ -87,7 +87,7 @@ pub unsafe fn realloc(ptr: *mut u8, old_size: usize, new_size: usize) -> *mut u8
     // SAFETY: forwarded contract.
     match unsafe { SLAB.remalloc(old, old_size, new_size) } {
         Ok(new) => new.as_ptr(),
-        Err(AllocError::NotAllocated(error)) => misuse(error, ptr, old_size),
+        Err(AllocError::NotAllocated(error)) => abort_on_misuse(error, ptr, old_size),
         Err(_) => ptr::null_mut(),
     }
 }
@@ -103,7 +103,7 @@ pub unsafe fn recalloc(ptr: *mut u8, old_size: usize, new_size: usize) -> *mut u
     // SAFETY: forwarded contract.
     match unsafe { SLAB.recalloc(old, old_size, new_size) } {
         Ok(new) => new.as_ptr(),
-        Err(AllocError::NotAllocated(error)) => misuse(error, ptr, old_size),
+        Err(AllocError::NotAllocated(error)) => abort_on_misuse(error, ptr, old_size),
         Err(_) => ptr::null_mut(),
     }
 }
