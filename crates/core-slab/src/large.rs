@@ -2,151 +2,14 @@
 //! header. A registry of live large allocations (address -> mapped length, outside the allocations) lets
 //! a free check its pointer and size, lets a whole slab be released, and tells which slab owns a pointer.
 
+use crate::addr_table::AddrTable as Table;
 use crate::error::{AllocError, FreeError};
 use crate::os::{self, page_round, PAGE_SIZE};
 use crate::stats::LargeStats;
 use crate::sync::{
     acquire, loom_const_fn, new_lock, read, write, AtomicUsize, Lock, Ordering, UnsafeCell,
 };
-use core::ptr::{self, NonNull};
-
-/// An open-addressing hash table (linear probing, backward-shift deletion) of address -> length, in
-/// memory mapped for it.
-#[derive(Clone, Copy)]
-struct Table {
-    entries: *mut Entry,
-    capacity: usize,
-    len: usize,
-}
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-struct Entry {
-    /// 0 marks an empty entry (no mapping starts at address 0).
-    addr: usize,
-    len: usize,
-}
-
-impl Table {
-    const EMPTY: Table = Table {
-        entries: ptr::null_mut(),
-        capacity: 0,
-        len: 0,
-    };
-    const MIN_CAPACITY: usize = PAGE_SIZE / core::mem::size_of::<Entry>();
-
-    #[inline]
-    fn home(&self, addr: usize) -> usize {
-        // Fibonacci hashing of the page number; capacity is a power of two.
-        let hash = ((addr >> 12) as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        (hash >> (64 - self.capacity.trailing_zeros())) as usize
-    }
-
-    /// # Safety
-    /// `index < capacity` and the table is mapped.
-    unsafe fn entry(&self, index: usize) -> *mut Entry {
-        // SAFETY: per the contract the index is within the mapped array.
-        unsafe { self.entries.add(index) }
-    }
-
-    fn find(&self, addr: usize) -> Option<usize> {
-        if self.capacity == 0 {
-            return None;
-        }
-        let mask = self.capacity - 1;
-        let mut index = self.home(addr);
-        loop {
-            // SAFETY: index is masked to the capacity of the mapped array.
-            let entry = unsafe { *self.entry(index) };
-            if entry.addr == addr {
-                return Some(index);
-            }
-            if entry.addr == 0 {
-                return None;
-            }
-            index = (index + 1) & mask;
-        }
-    }
-
-    /// Inserts a new address; false when the table could not grow (the OS refused memory).
-    fn insert(&mut self, addr: usize, len: usize) -> bool {
-        if (self.len + 1) * 2 > self.capacity && !self.grow() {
-            return false;
-        }
-        let mask = self.capacity - 1;
-        let mut index = self.home(addr);
-        // SAFETY: indices are masked to the capacity; the load factor stays below 1/2, so an empty
-        // entry exists.
-        unsafe {
-            while (*self.entry(index)).addr != 0 {
-                index = (index + 1) & mask;
-            }
-            *self.entry(index) = Entry { addr, len };
-        }
-        self.len += 1;
-        true
-    }
-
-    fn remove_at(&mut self, mut hole: usize) {
-        let mask = self.capacity - 1;
-        // SAFETY: all indices are masked to the capacity of the mapped array.
-        unsafe {
-            *self.entry(hole) = Entry { addr: 0, len: 0 };
-            // Backward shift: pull later entries of the probe run into the hole when their home allows.
-            let mut index = (hole + 1) & mask;
-            loop {
-                let entry = *self.entry(index);
-                if entry.addr == 0 {
-                    break;
-                }
-                let home = self.home(entry.addr);
-                let distance_home = index.wrapping_sub(home) & mask;
-                let distance_hole = index.wrapping_sub(hole) & mask;
-                if distance_home >= distance_hole {
-                    *self.entry(hole) = entry;
-                    *self.entry(index) = Entry { addr: 0, len: 0 };
-                    hole = index;
-                }
-                index = (index + 1) & mask;
-            }
-        }
-        self.len -= 1;
-    }
-
-    fn grow(&mut self) -> bool {
-        let capacity = (self.capacity * 2).max(Self::MIN_CAPACITY);
-        let bytes = capacity * core::mem::size_of::<Entry>();
-        let Some(mapped) = os::map(bytes) else {
-            return false;
-        };
-        let old = *self;
-        *self = Table {
-            entries: mapped.as_ptr().cast(),
-            capacity,
-            len: 0,
-        };
-        for index in 0..old.capacity {
-            // SAFETY: index < old.capacity of the old mapped array.
-            let entry = unsafe { *old.entry(index) };
-            if entry.addr != 0 {
-                self.insert(entry.addr, entry.len);
-            }
-        }
-        old.unmap();
-        true
-    }
-
-    fn unmap(self) {
-        if let Some(entries) = NonNull::new(self.entries) {
-            // SAFETY: the array was mapped by `grow` with this capacity and is no longer referenced.
-            unsafe {
-                os::unmap(
-                    entries.cast(),
-                    self.capacity * core::mem::size_of::<Entry>(),
-                )
-            };
-        }
-    }
-}
+use core::ptr::NonNull;
 
 /// The large path of one slab: its registry and counters.
 pub(crate) struct Large {
@@ -178,7 +41,7 @@ impl Large {
         let mut mapped_bytes = 0;
         for index in 0..table.capacity {
             // SAFETY: index < capacity of the mapped array.
-            mapped_bytes += unsafe { (*table.entry(index)).len };
+            mapped_bytes += unsafe { (*table.entry(index)).value };
         }
         LargeStats {
             live_objects: table.len,
@@ -230,7 +93,7 @@ impl Large {
             None => Err(FreeError::NotASlot),
             Some(index) => {
                 // SAFETY: index was just found in the mapped array.
-                if unsafe { (*table.entry(index)).len } != len {
+                if unsafe { (*table.entry(index)).value } != len {
                     return Err(FreeError::ClassMismatch);
                 }
                 table.remove_at(index);
@@ -263,7 +126,7 @@ impl Large {
                 .find(ptr.as_ptr() as usize)
                 .ok_or(AllocError::NotAllocated(FreeError::NotASlot))?;
             // SAFETY: index was just found in the mapped array.
-            if unsafe { (*table.entry(index)).len } != old_len {
+            if unsafe { (*table.entry(index)).value } != old_len {
                 return Err(AllocError::NotAllocated(FreeError::ClassMismatch));
             }
             let moved = if old_len == new_len {
@@ -300,7 +163,7 @@ impl Large {
             let entry = unsafe { *table.entry(index) };
             if let Some(addr) = NonNull::new(entry.addr as *mut u8) {
                 // SAFETY: per the contract the caller gave up every allocation.
-                unsafe { os::unmap(addr, entry.len) };
+                unsafe { os::unmap(addr, entry.value) };
             }
         }
         table.unmap();

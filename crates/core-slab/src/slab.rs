@@ -2,6 +2,8 @@
 //! seed's size-only functions with power-of-two classes), and the large path.
 
 use crate::block::{with_block_type, Block, Popped};
+use crate::cache::SlabCache;
+use crate::checked;
 use crate::class::{SizeClass, CLASS_COUNT};
 use crate::error::{AllocError, FreeError};
 use crate::geometry::{resolve, BlockGeometry, ClassLayout, SeedConfig, SlabConfig};
@@ -11,7 +13,11 @@ use crate::os::PAGE_SIZE;
 use crate::stats::{ClassStats, LargeStats, Totals};
 use core::alloc::Layout;
 use core::marker::PhantomData;
+use core::pin::Pin;
 use core::ptr::NonNull;
+
+mod cached;
+use cached::Registry;
 
 /// Where a request is served.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -87,6 +93,8 @@ pub struct Slab<C: SlabConfig = SeedConfig> {
     large: Large,
     /// Written into every block header, so a layer above can tell which slab a pointer belongs to.
     owner: u8,
+    /// The thread caches attached to this slab.
+    caches: Registry,
     _config: PhantomData<fn() -> C>,
 }
 
@@ -116,6 +124,7 @@ impl<C: SlabConfig> Slab<C> {
             heads: [const { Head::new() }; CLASS_COUNT],
             large: Large::new(),
             owner: 0,
+            caches: Registry::new(),
             _config: PhantomData,
         }
     }
@@ -128,6 +137,7 @@ impl<C: SlabConfig> Slab<C> {
             heads: core::array::from_fn(|_| Head::new()),
             large: Large::new(),
             owner: 0,
+            caches: Registry::new(),
             _config: PhantomData,
         }
     }
@@ -197,7 +207,7 @@ impl<C: SlabConfig> Slab<C> {
             .map_err(|_| AllocError::NotAllocated(FreeError::ZeroSize))?;
         let new = route_layout(new_size, layout.align())?;
         // SAFETY: forwarded contract.
-        unsafe { self.realloc_routed(ptr, old, layout.size(), new, new_size) }
+        unsafe { self.realloc_routed(None, ptr, old, layout.size(), new, new_size) }
     }
 
     /// Allocates `size` bytes aligned to `align`, given as raw numbers (as C's `aligned_alloc` gets them):
@@ -255,7 +265,7 @@ impl<C: SlabConfig> Slab<C> {
             route_size(old_size).map_err(|_| AllocError::NotAllocated(FreeError::ZeroSize))?;
         let new = route_size(new_size)?;
         // SAFETY: forwarded contract.
-        unsafe { self.realloc_routed(ptr, old, old_size, new, new_size) }.map(|p| p.cast())
+        unsafe { self.realloc_routed(None, ptr, old, old_size, new, new_size) }.map(|p| p.cast())
     }
 
     /// As [`remalloc`](Self::remalloc), zeroing the grown tail `old_size .. new_size`.
@@ -314,6 +324,10 @@ impl<C: SlabConfig> Slab<C> {
     /// No other thread allocates from or frees into this slab during the call, and no allocation made by
     /// it before the call is used or freed afterwards.
     pub unsafe fn release(&self) {
+        // Thread caches hold slots of the blocks about to go: they forget them (the contract keeps their
+        // owners out of this slab's calls; an owner exiting waits for the registry lock held here).
+        // SAFETY: per the contract no other thread uses the slab, so no owner is in a cached call.
+        let _registry = unsafe { self.caches.forget_all() };
         for class in SizeClass::all() {
             let layout = &Self::LAYOUTS[class.index()];
             let head = &self.heads[class.index()];
@@ -333,12 +347,15 @@ impl<C: SlabConfig> Slab<C> {
 
     /// The counters of `class`.
     pub fn class_stats(&self, class: SizeClass) -> ClassStats {
+        // Caches first: objects move from a cache's count to the head's only under the registry lock, so
+        // taking it keeps them from being counted twice or missed.
+        let (cached_objects, cached_bytes, _registry) = self.caches.live(class);
         let counts = self.heads[class.index()].counts();
         ClassStats {
             class,
             geometry: self.geometry(class),
-            live_objects: counts.live_objects,
-            live_bytes: counts.live_bytes,
+            live_objects: counts.live_objects.wrapping_add(cached_objects),
+            live_bytes: counts.live_bytes.wrapping_add(cached_bytes),
             blocks: counts.blocks,
             resident_bytes: counts.resident_bytes,
         }
@@ -376,6 +393,58 @@ impl<C: SlabConfig> Slab<C> {
 
     // ----- the shared paths ------------------------------------------------------------------------
 
+    /// Every class's block size, for checked mode's diagnosis of a wrong size.
+    const BLOCK_SIZES: [usize; CLASS_COUNT] = {
+        let mut sizes = [0; CLASS_COUNT];
+        let mut index = 0;
+        while index < CLASS_COUNT {
+            sizes[index] = Self::LAYOUTS[index].block_size();
+            index += 1;
+        }
+        sizes
+    };
+
+    /// Checked mode: verifies a free of a slot of `class` before anything changes.
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn check_free(&self, ptr: NonNull<u8>, class: SizeClass) -> Result<(), FreeError> {
+        let layout = &Self::LAYOUTS[class.index()];
+        let is_slot_start =
+            |offset| with_block_type!(layout.kind, B => B::is_slot_start(offset, layout));
+        let base = ptr.as_ptr() as usize & !(layout.block_size() - 1);
+        let was_handed_out = |offset| {
+            with_block_type!(layout.kind, B => {
+                // SAFETY: called only once the block at `base` is known registered (mapped, of this
+                // class, so of type B) under the registry lock, which keeps it mapped; its own lock is
+                // taken (registry before block: no path takes them in the other order).
+                unsafe {
+                    let block = B::at(NonNull::new_unchecked(base as *mut u8));
+                    let _guard = crate::sync::acquire(block.lock());
+                    block.was_handed_out(offset, layout)
+                }
+            })
+        };
+        checked::on_free(
+            ptr,
+            &checked::Claim {
+                class: class.index() as u8,
+                owner: self.owner,
+                block_size: layout.block_size(),
+                block_sizes: &Self::BLOCK_SIZES,
+                is_slot_start: &is_slot_start,
+                was_handed_out: &was_handed_out,
+            },
+        )
+    }
+
+    /// Checked mode: records that a slot of `class` was handed out.
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn check_alloc(&self, slot: NonNull<u8>, class: SizeClass) {
+        let base = slot.as_ptr() as usize & !(Self::LAYOUTS[class.index()].block_size() - 1);
+        checked::on_alloc(base, slot);
+    }
+
     /// Allocates; returns the usable slice and whether its memory is known to be zero.
     #[inline]
     fn alloc_routed(
@@ -392,6 +461,9 @@ impl<C: SlabConfig> Slab<C> {
                 let popped: Popped = with_block_type!(layout.kind, B => {
                     head.alloc::<B>(tag, self.owner, layout, size)
                 })?;
+                if checked::CHECKED {
+                    self.check_alloc(popped.slot, class);
+                }
                 let slot_size = layout.slot_size as usize;
                 if zeroed && !popped.fresh {
                     // SAFETY: the slot is ours and slot_size bytes long.
@@ -417,27 +489,45 @@ impl<C: SlabConfig> Slab<C> {
     ) -> Result<(), FreeError> {
         match route {
             Route::Small(class) => {
-                let layout = &Self::LAYOUTS[class.index()];
-                let head = &self.heads[class.index()];
-                let base_addr = ptr.as_ptr() as usize & !(layout.block_size() - 1);
-                let base = NonNull::new(base_addr as *mut u8).ok_or(FreeError::NotASlot)?;
-                let tag = class.index() as u8;
-                // SAFETY: per the contract ptr is a live slot of this class, so `base` is its mapped block.
-                with_block_type!(layout.kind, B => unsafe {
-                    head.free::<B>(base, ptr, tag, self.owner, layout)
-                })?;
-                head.count_free(size);
-                Ok(())
+                if checked::CHECKED {
+                    self.check_free(ptr, class)?;
+                }
+                // SAFETY: forwarded contract.
+                unsafe { self.free_small_locked(ptr, class, size) }
             }
             // SAFETY: per the contract ptr is a live large allocation of `size` bytes.
             Route::Large { .. } => unsafe { self.large.free(ptr, size) },
         }
     }
 
+    /// Returns a slot of `class` to its block under the locks (no checked-mode check: done by callers).
+    ///
+    /// # Safety
+    /// `ptr` is a live slot of `class` of this slab with `size` requested bytes, not used afterwards.
+    pub(crate) unsafe fn free_small_locked(
+        &self,
+        ptr: NonNull<u8>,
+        class: SizeClass,
+        size: usize,
+    ) -> Result<(), FreeError> {
+        let layout = &Self::LAYOUTS[class.index()];
+        let head = &self.heads[class.index()];
+        let base_addr = ptr.as_ptr() as usize & !(layout.block_size() - 1);
+        let base = NonNull::new(base_addr as *mut u8).ok_or(FreeError::NotASlot)?;
+        let tag = class.index() as u8;
+        // SAFETY: per the contract ptr is a live slot of this class, so `base` is its mapped block.
+        with_block_type!(layout.kind, B => unsafe {
+            head.free::<B>(base, ptr, tag, self.owner, layout)
+        })?;
+        head.count_free(size);
+        Ok(())
+    }
+
     /// # Safety
     /// `ptr` is a live allocation routed to `old` with `old_size` bytes.
     unsafe fn realloc_routed(
         &self,
+        cache: Option<Pin<&SlabCache>>,
         ptr: NonNull<u8>,
         old: Route,
         old_size: usize,
@@ -446,8 +536,7 @@ impl<C: SlabConfig> Slab<C> {
     ) -> Result<NonNull<[u8]>, AllocError> {
         match (old, new) {
             (Route::Small(old_class), Route::Small(new_class)) if old_class == new_class => {
-                let head = &self.heads[old_class.index()];
-                head.count_resize(old_size, new_size);
+                self.count_resize_via(cache, old_class, old_size, new_size);
                 Ok(NonNull::slice_from_raw_parts(ptr, old_class.slot_size()))
             }
             (Route::Large { align }, Route::Large { .. }) if align <= PAGE_SIZE => {
@@ -455,7 +544,7 @@ impl<C: SlabConfig> Slab<C> {
                 unsafe { self.large.resize(ptr, old_size, new_size, align) }
             }
             _ => {
-                let (fresh, _) = self.alloc_routed(new, new_size, false)?;
+                let fresh = self.alloc_via(cache, new, new_size, false)?;
                 // SAFETY: both allocations are live and distinct; min(old, new) bytes fit in both.
                 unsafe {
                     core::ptr::copy_nonoverlapping(
@@ -465,9 +554,9 @@ impl<C: SlabConfig> Slab<C> {
                     );
                 }
                 // SAFETY: per the contract; on failure the new block is given back and the error reported.
-                if let Err(error) = unsafe { self.free_routed(ptr, old, old_size) } {
+                if let Err(error) = unsafe { self.free_via(cache, ptr, old, old_size) } {
                     // SAFETY: `fresh` was just allocated with this route and size.
-                    let _ = unsafe { self.free_routed(fresh.cast(), new, new_size) };
+                    let _ = unsafe { self.free_via(cache, fresh.cast(), new, new_size) };
                     return Err(AllocError::NotAllocated(error));
                 }
                 Ok(fresh)
@@ -480,6 +569,7 @@ impl<C: SlabConfig> Drop for Slab<C> {
     /// Unmaps every block that holds no live allocation. Blocks that still hold live allocations stay
     /// mapped: their slots are in use by whoever allocated them.
     fn drop(&mut self) {
+        self.orphan_caches();
         for class in SizeClass::all() {
             let layout = &Self::LAYOUTS[class.index()];
             let head = &self.heads[class.index()];

@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 mod class_alloc;
+mod front;
 mod global;
 mod names;
 mod scope;
