@@ -57,7 +57,17 @@ fn route_size(size: usize) -> Result<Route, AllocError> {
 /// Routes a free's size-only request; the free-side twin of `route_size`.
 #[inline(always)]
 fn route_size_for_free(size: usize) -> Result<Route, FreeError> {
-    route_size(size).map_err(|_| FreeError::ZeroSize)
+    route_size(size).map_err(refused_free)
+}
+
+/// Why a free (or the old side of a reallocation) with a size that routes nowhere is refused: size 0, or
+/// a size no allocation can have (its rounding overflows), which is another class than the allocation's.
+#[cold]
+fn refused_free(error: AllocError) -> FreeError {
+    match error {
+        AllocError::ZeroSize => FreeError::ZeroSize,
+        _ => FreeError::ClassMismatch,
+    }
 }
 
 /// A size-class slab allocator with no per-allocation metadata.
@@ -175,7 +185,7 @@ impl<C: SlabConfig> Slab<C> {
     /// between the requested size and the usable length returned, and is not used afterwards.
     #[inline]
     pub unsafe fn dealloc(&self, ptr: NonNull<u8>, layout: Layout) -> Result<(), FreeError> {
-        let route = route_layout(layout.size(), layout.align()).map_err(|_| FreeError::ZeroSize)?;
+        let route = route_layout(layout.size(), layout.align()).map_err(refused_free)?;
         // SAFETY: forwarded contract.
         unsafe { self.free_routed(ptr, route, layout.size()) }
     }
@@ -194,7 +204,7 @@ impl<C: SlabConfig> Slab<C> {
         new_size: usize,
     ) -> Result<NonNull<[u8]>, AllocError> {
         let old = route_layout(layout.size(), layout.align())
-            .map_err(|_| AllocError::NotAllocated(FreeError::ZeroSize))?;
+            .map_err(|error| AllocError::NotAllocated(refused_free(error)))?;
         let new = route_layout(new_size, layout.align())?;
         // SAFETY: forwarded contract.
         unsafe { self.realloc_routed(ptr, old, layout.size(), new, new_size) }
@@ -252,7 +262,7 @@ impl<C: SlabConfig> Slab<C> {
         new_size: usize,
     ) -> Result<NonNull<u8>, AllocError> {
         let old =
-            route_size(old_size).map_err(|_| AllocError::NotAllocated(FreeError::ZeroSize))?;
+            route_size(old_size).map_err(|error| AllocError::NotAllocated(refused_free(error)))?;
         let new = route_size(new_size)?;
         // SAFETY: forwarded contract.
         unsafe { self.realloc_routed(ptr, old, old_size, new, new_size) }.map(|p| p.cast())
