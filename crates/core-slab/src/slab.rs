@@ -456,6 +456,24 @@ impl<C: SlabConfig> Slab<C> {
     ) -> Result<NonNull<[u8]>, AllocError> {
         match (old, new) {
             (Route::Small(old_class), Route::Small(new_class)) if old_class == new_class => {
+                // The free's tag checks, for a resize that stays in its slot: a pointer of another
+                // class or another slab (lifetime class) is refused, not counted here.
+                let layout = &Self::LAYOUTS[old_class.index()];
+                let base_addr = ptr.as_ptr() as usize & !(layout.block_size() - 1);
+                let base = NonNull::new(base_addr as *mut u8)
+                    .ok_or(AllocError::NotAllocated(FreeError::NotASlot))?;
+                // SAFETY: per the contract ptr is a live slot of this class, so `base` is its mapped
+                // block; the tags are written when the block is mapped and never change.
+                let (class, owner) = with_block_type!(layout.kind, B => unsafe {
+                    let block = B::at(base);
+                    (block.class(), block.owner())
+                });
+                if class != old_class.index() as u8 {
+                    return Err(AllocError::NotAllocated(FreeError::ClassMismatch));
+                }
+                if owner != self.owner {
+                    return Err(AllocError::NotAllocated(FreeError::OwnerMismatch));
+                }
                 let head = &self.heads[old_class.index()];
                 head.count_resize(old_size, new_size);
                 Ok(NonNull::slice_from_raw_parts(ptr, old_class.slot_size()))

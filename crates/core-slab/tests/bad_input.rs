@@ -278,3 +278,36 @@ fn frees_with_sizes_no_allocation_has_are_refused() {
     }
     assert_eq!(slab.totals().live_objects, 0);
 }
+
+#[test]
+fn a_resize_that_stays_in_its_slot_still_checks_class_and_slab() {
+    let slab = Slab::new();
+    let other = Slab::new().owned_by(1);
+    let p = slab.malloc(64).unwrap();
+    fill(p, 64, 0x21);
+    let during = (counts(&slab), counts(&other));
+    // SAFETY: each resize is refused before it touches anything; `p` stays live in `slab`.
+    unsafe {
+        // Same size class in the other slab: would be in place, so only the tags can tell.
+        assert_eq!(
+            other.remalloc(p, 64, 60),
+            Err(AllocError::NotAllocated(FreeError::OwnerMismatch))
+        );
+        let layout = Layout::from_size_align(64, 64).unwrap();
+        assert_eq!(
+            other.realloc(p, layout, 50),
+            Err(AllocError::NotAllocated(FreeError::OwnerMismatch))
+        );
+        // A layout of another size class than the pointer's: refused, not a 104-byte slot over a
+        // 64-byte one.
+        let wrong = Layout::from_size_align(100, 4).unwrap();
+        assert_eq!(
+            slab.realloc(p, wrong, 104),
+            Err(AllocError::NotAllocated(FreeError::ClassMismatch))
+        );
+    }
+    assert_eq!((counts(&slab), counts(&other)), during);
+    assert!(holds(p, 64, 0x21));
+    // SAFETY: live, 64 bytes, in `slab`.
+    unsafe { slab.free(p, 64).unwrap() };
+}
