@@ -416,6 +416,66 @@ fn explicit_class_resizes_and_frees_that_fail_change_nothing() {
     );
 }
 
+#[test]
+fn class_alloc_as_a_global_alloc_gives_null_for_bad_layouts_and_keeps_what_it_was_given() {
+    static ALLOC: ClassAlloc<Life> = ClassAlloc::new();
+    // Outside any scope, global allocations go to the default class, Short.
+    let before = class_counts(&ALLOC, Life::Short);
+    let mut bad: Vec<Layout> = OVERFLOWING
+        .iter()
+        .chain(&UNMAPPABLE)
+        .filter_map(|&size| Layout::from_size_align(size, 1).ok())
+        .collect();
+    // A zero size breaks GlobalAlloc's contract; the allocator still answers null.
+    bad.push(Layout::from_size_align(0, 8).unwrap());
+    for layout in bad {
+        // SAFETY: the calls only ask; a null return is expected.
+        unsafe {
+            assert!(GlobalAlloc::alloc(&ALLOC, layout).is_null(), "{layout:?}");
+            assert!(GlobalAlloc::alloc_zeroed(&ALLOC, layout).is_null());
+        }
+    }
+    assert_eq!(class_counts(&ALLOC, Life::Short), before);
+    for align in ABOVE_PAGE {
+        for size in SIZES {
+            let Ok(layout) = Layout::from_size_align(size, align) else {
+                continue;
+            };
+            // SAFETY: a valid layout of non-zero size.
+            let p = unsafe { GlobalAlloc::alloc_zeroed(&ALLOC, layout) };
+            if p.is_null() {
+                assert!(may_be_refused(align), "{layout:?} refused");
+                continue;
+            }
+            assert_eq!(p as usize % align, 0, "{layout:?} misaligned");
+            assert!(holds(p, size, 0));
+            // SAFETY: allocated above with `layout`.
+            unsafe { GlobalAlloc::dealloc(&ALLOC, p, layout) };
+        }
+    }
+    for (size, align) in [(24, 8), (100_000, 8), (100, 1 << 16)] {
+        let layout = Layout::from_size_align(size, align).unwrap();
+        // SAFETY: a valid layout of non-zero size.
+        let p = unsafe { GlobalAlloc::alloc(&ALLOC, layout) };
+        fill(p, size, 0x1F);
+        let during = class_counts(&ALLOC, Life::Short);
+        for new_size in HOPELESS {
+            // SAFETY: `p` is live with `layout`; the resize fails and keeps it (sizes of 0 or whose
+            // rounding overflows break GlobalAlloc's contract, and are refused all the same).
+            assert!(unsafe { GlobalAlloc::realloc(&ALLOC, p, layout, new_size) }.is_null());
+        }
+        assert_eq!(class_counts(&ALLOC, Life::Short), during);
+        assert!(holds(p, size, 0x1F));
+        // SAFETY: still live with `layout`; null is ignored.
+        unsafe {
+            GlobalAlloc::dealloc(&ALLOC, p, layout);
+            GlobalAlloc::dealloc(&ALLOC, ptr::null_mut(), layout);
+        }
+    }
+    assert_eq!(class_counts(&ALLOC, Life::Short), before);
+    assert_eq!(ALLOC.class_totals(Life::Long).blocks, 0);
+}
+
 // ----- ClassAlloc: handles as Allocators ---------------------------------------------------------------
 
 #[test]

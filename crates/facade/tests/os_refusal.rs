@@ -194,6 +194,11 @@ fn every_entry_point_refuses(live: &Live) {
                 Err(AllocError::OutOfMemory)
             );
             assert!(cold.allocate(layout).is_err() && cold.allocate_zeroed(layout).is_err());
+            // SAFETY: as above (the default class, Warm, has no block of these sizes).
+            unsafe {
+                assert!(GlobalAlloc::alloc(&ALLOC, layout).is_null(), "{layout:?}");
+                assert!(GlobalAlloc::alloc_zeroed(&ALLOC, layout).is_null());
+            }
         }
     }
     // Collections in a handle: the growth fails, the collection is left as it was.
