@@ -166,12 +166,16 @@ fn limit_address_space(bytes: u64) -> libc::rlimit {
 /// In the child: no new mapping fits, so every call that needs one gives NULL and changes nothing.
 fn under_the_limit() {
     let classes = [0, 3];
+    // Some room first, before the first allocation (a page source that reserves address space ahead
+    // of use finds none for that), then none at all.
+    let old = limit_address_space(address_space() + (8 << 20));
     let small = Malloc(40);
     let large = MallocClass(3, 1 << 20);
+    assert!(!small.is_null() && !large.is_null());
     fill(small, 40, 0x51);
     fill(large, 1 << 20, 0x52);
     let before = classes.map(|cls| ClassLiveBytes(cls));
-    let old = limit_address_space(address_space());
+    limit_address_space(address_space());
     for size in [100, 3000, 20_000, 1 << 20, 64 << 20] {
         assert!(Malloc(size).is_null() && Calloc(size).is_null(), "{size}");
         assert!(MallocClass(3, size).is_null() && CallocClass(5, size).is_null());

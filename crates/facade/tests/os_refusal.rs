@@ -85,7 +85,7 @@ fn holds(ptr: *const u8, len: usize, byte: u8) -> bool {
         .all(|&b| b == byte)
 }
 
-/// Allocations made before the limit, resized and freed under it and after.
+/// Allocations made under a loose limit, resized under a tight one, and freed after.
 struct Live {
     small: *mut u8,
     large: *mut u8,
@@ -103,7 +103,7 @@ const LARGE_LAYOUT: Layout = match Layout::from_size_align(LARGE, 8) {
     Err(_) => panic!("a valid layout"),
 };
 
-fn allocate_before_the_limit() -> Live {
+fn allocate_live() -> Live {
     let global = Global::new();
     // SAFETY: layouts of non-zero size.
     let (global_small, global_large) =
@@ -240,10 +240,12 @@ fn every_entry_point_refuses(live: &Live) {
 /// Runs in the child: allocates, limits the address space, checks every refusal, lifts the limit, frees.
 fn under_the_limit() {
     let start = counts();
-    let live = allocate_before_the_limit();
-    // A limit with some room: the 64-byte class runs until a new block is refused.
     let mut objects: Vec<*mut u8> = Vec::with_capacity(1 << 20);
-    let old = limit_address_space(address_space() + (8 << 20));
+    // A limit with some room, set before the first allocation: a page source that reserves address
+    // space ahead of use finds no room for a reservation, so the limit bites block by block. The
+    // 64-byte class then runs until a new block is refused.
+    let old = limit_address_space(address_space() + (16 << 20));
+    let live = allocate_live();
     while objects.len() < objects.capacity() {
         let p = classalloc::malloc(64);
         if p.is_null() {
