@@ -4,6 +4,7 @@
 //! dependencies (plotters for its charts, serde_json for criterion's estimates).
 
 mod bench;
+mod stress;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -16,6 +17,7 @@ tasks:
   loom    the loom models of the lock interactions (LOOM_MAX_PREEMPTIONS defaults to 2)
   asan    the test suite under AddressSanitizer (nightly-free: RUSTC_BOOTSTRAP on stable)
   bench   the benchmark suite and report, target/bench-report/report.md (--quick: smoke test)
+  stress  the multi-thread stress tests in release for about N minutes (--minutes N, default 1; --scale S)
   help    this text
 ";
 
@@ -28,6 +30,7 @@ fn main() -> ExitCode {
         "loom" => loom(rest),
         "asan" => asan(rest),
         "bench" => bench::run(rest),
+        "stress" => stress::run(rest),
         "help" | "-h" | "--help" => {
             print!("{HELP}");
             Ok(())

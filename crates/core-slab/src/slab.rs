@@ -63,7 +63,17 @@ fn route_size(size: usize) -> Result<Route, AllocError> {
 /// Routes a free's size-only request; the free-side twin of `route_size`.
 #[inline(always)]
 fn route_size_for_free(size: usize) -> Result<Route, FreeError> {
-    route_size(size).map_err(|_| FreeError::ZeroSize)
+    route_size(size).map_err(refused_free)
+}
+
+/// Why a free (or the old side of a reallocation) with a size that routes nowhere is refused: size 0, or
+/// a size no allocation can have (its rounding overflows), which is another class than the allocation's.
+#[cold]
+fn refused_free(error: AllocError) -> FreeError {
+    match error {
+        AllocError::ZeroSize => FreeError::ZeroSize,
+        _ => FreeError::ClassMismatch,
+    }
 }
 
 /// A size-class slab allocator with no per-allocation metadata.
@@ -185,7 +195,7 @@ impl<C: SlabConfig> Slab<C> {
     /// between the requested size and the usable length returned, and is not used afterwards.
     #[inline]
     pub unsafe fn dealloc(&self, ptr: NonNull<u8>, layout: Layout) -> Result<(), FreeError> {
-        let route = route_layout(layout.size(), layout.align()).map_err(|_| FreeError::ZeroSize)?;
+        let route = route_layout(layout.size(), layout.align()).map_err(refused_free)?;
         // SAFETY: forwarded contract.
         unsafe { self.free_routed(ptr, route, layout.size()) }
     }
@@ -204,7 +214,7 @@ impl<C: SlabConfig> Slab<C> {
         new_size: usize,
     ) -> Result<NonNull<[u8]>, AllocError> {
         let old = route_layout(layout.size(), layout.align())
-            .map_err(|_| AllocError::NotAllocated(FreeError::ZeroSize))?;
+            .map_err(|error| AllocError::NotAllocated(refused_free(error)))?;
         let new = route_layout(new_size, layout.align())?;
         // SAFETY: forwarded contract.
         unsafe { self.realloc_routed(None, ptr, old, layout.size(), new, new_size) }
@@ -262,7 +272,7 @@ impl<C: SlabConfig> Slab<C> {
         new_size: usize,
     ) -> Result<NonNull<u8>, AllocError> {
         let old =
-            route_size(old_size).map_err(|_| AllocError::NotAllocated(FreeError::ZeroSize))?;
+            route_size(old_size).map_err(|error| AllocError::NotAllocated(refused_free(error)))?;
         let new = route_size(new_size)?;
         // SAFETY: forwarded contract.
         unsafe { self.realloc_routed(None, ptr, old, old_size, new, new_size) }.map(|p| p.cast())
@@ -536,6 +546,24 @@ impl<C: SlabConfig> Slab<C> {
     ) -> Result<NonNull<[u8]>, AllocError> {
         match (old, new) {
             (Route::Small(old_class), Route::Small(new_class)) if old_class == new_class => {
+                // The free's tag checks, for a resize that stays in its slot: a pointer of another
+                // class or another slab (lifetime class) is refused, not counted here.
+                let layout = &Self::LAYOUTS[old_class.index()];
+                let base_addr = ptr.as_ptr() as usize & !(layout.block_size() - 1);
+                let base = NonNull::new(base_addr as *mut u8)
+                    .ok_or(AllocError::NotAllocated(FreeError::NotASlot))?;
+                // SAFETY: per the contract ptr is a live slot of this class, so `base` is its mapped
+                // block; the tags are written when the block is mapped and never change.
+                let (class, owner) = with_block_type!(layout.kind, B => unsafe {
+                    let block = B::at(base);
+                    (block.class(), block.owner())
+                });
+                if class != old_class.index() as u8 {
+                    return Err(AllocError::NotAllocated(FreeError::ClassMismatch));
+                }
+                if owner != self.owner {
+                    return Err(AllocError::NotAllocated(FreeError::OwnerMismatch));
+                }
                 self.count_resize_via(cache, old_class, old_size, new_size);
                 Ok(NonNull::slice_from_raw_parts(ptr, old_class.slot_size()))
             }

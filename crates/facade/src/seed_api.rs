@@ -97,7 +97,8 @@ pub unsafe fn try_free(ptr: *mut u8, size: usize) -> Result<(), FreeError> {
 
 /// Resizes an allocation from `old_size` to `new_size` bytes (the seed's `Remalloc`): the same pointer
 /// within a size class, an OS remap for large sizes, else a copy of `min(old, new)` bytes. A null `ptr`
-/// allocates. Null on failure, leaving the old allocation as it was.
+/// allocates. Null on failure, leaving the old allocation as it was; a `new_size` of 0 is a failure (the
+/// allocation stays and is still freed with `old_size`), not a free as C's `realloc(p, 0)` may be.
 ///
 /// # Safety
 /// As for [`free`] with `old_size`; after a non-null return the old pointer is not used (unless equal).
