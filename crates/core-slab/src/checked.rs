@@ -204,3 +204,13 @@ pub(crate) fn on_free(ptr: NonNull<u8>, claim: &Claim<'_>) -> Result<(), FreeErr
     }
     Ok(())
 }
+
+/// The owner tag of the registered block at `base`, if there is one (checked mode reads tags from the
+/// registry, so a pointer into a released block is never dereferenced).
+pub(crate) fn owner_of(base: usize) -> Option<u8> {
+    let registry = registry();
+    // SAFETY: registered under the lock, so the bitmap header is mapped.
+    registry
+        .bitmap(base)
+        .map(|header| unsafe { header.as_ref().owner })
+}

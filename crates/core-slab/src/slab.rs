@@ -314,6 +314,10 @@ impl<C: SlabConfig> Slab<C> {
             Route::Small(class) => {
                 let geometry = &Self::LAYOUTS[class.index()];
                 let base = ptr.as_ptr() as usize & !(geometry.block_size() - 1);
+                if checked::CHECKED {
+                    // A stale or foreign pointer's block may be unmapped: ask the registry instead.
+                    return checked::owner_of(base);
+                }
                 let base = NonNull::new(base as *mut u8)?;
                 // SAFETY: per the contract the block holding the live slot is mapped and initialised.
                 Some(with_block_type!(geometry.kind, B => unsafe { B::at(base).owner() }))

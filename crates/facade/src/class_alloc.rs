@@ -259,6 +259,21 @@ impl<C: LifetimeClass> ClassAlloc<C> {
         Report { classes }
     }
 
+    /// Aborts on a misuse detected in lifetime class `index`, naming the class:
+    /// `classalloc: fatal: <misuse>: <ptr> (class <name>, <size> B)`.
+    #[cold]
+    #[inline(never)]
+    fn abort_misuse(&self, index: usize, what: FreeError, ptr: *mut u8, size: usize) -> ! {
+        match self.names.get(index) {
+            Some(name) => classalloc_slab::fatal::abort_with(format_args!(
+                "{what}: {ptr:p} (class {name}, {size} B)"
+            )),
+            None => classalloc_slab::fatal::abort_with(format_args!(
+                "{what}: {ptr:p} (class #{index}, {size} B)"
+            )),
+        }
+    }
+
     /// Runs `cached` on `index`'s slab with this thread's cache for it, or `uncached` when the thread
     /// has none (teardown).
     #[inline(always)]
@@ -363,7 +378,7 @@ unsafe impl<C: LifetimeClass> GlobalAlloc for ClassAlloc<C> {
                 |slab| slab.dealloc(nonnull, layout),
             );
             if let Err(error) = freed {
-                abort_on_misuse(error, ptr, layout.size());
+                self.abort_misuse(owner, error, ptr, layout.size());
             }
         }
     }
@@ -383,7 +398,9 @@ unsafe impl<C: LifetimeClass> GlobalAlloc for ClassAlloc<C> {
             );
             match block {
                 Ok(block) => block.as_ptr().cast(),
-                Err(AllocError::NotAllocated(error)) => abort_on_misuse(error, ptr, layout.size()),
+                Err(AllocError::NotAllocated(error)) => {
+                    self.abort_misuse(owner, error, ptr, layout.size())
+                }
                 Err(_) => ptr::null_mut(),
             }
         }
@@ -442,7 +459,8 @@ unsafe impl<C: LifetimeClass> allocator_api2::alloc::Allocator for ClassHandle<'
         }
         // SAFETY: Allocator's contract: `ptr` is currently allocated by this allocator and `layout` fits.
         if let Err(error) = unsafe { self.alloc.free(self.class, ptr, layout) } {
-            abort_on_misuse(error, ptr.as_ptr(), layout.size());
+            self.alloc
+                .abort_misuse(self.class.index(), error, ptr.as_ptr(), layout.size());
         }
     }
 
@@ -525,7 +543,8 @@ impl<C: LifetimeClass> ClassHandle<'_, C> {
             return match unsafe { self.alloc.realloc(self.class, ptr, old, new.size()) } {
                 Ok(block) => Ok(block),
                 Err(AllocError::NotAllocated(error)) => {
-                    abort_on_misuse(error, ptr.as_ptr(), old.size())
+                    self.alloc
+                        .abort_misuse(self.class.index(), error, ptr.as_ptr(), old.size())
                 }
                 Err(_) => Err(ApiError),
             };
