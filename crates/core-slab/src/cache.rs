@@ -191,6 +191,9 @@ pub(crate) mod state {
 /// ```
 pub struct SlabCache {
     bins: UnsafeCell<[Bin; CLASS_COUNT]>,
+    /// One bit per class whose bin or live count this cache has touched since it attached (set when a
+    /// bin is filled or pushed to while empty), so detaching visits only those.
+    touched: UnsafeCell<u128>,
     live: [LiveCount; CLASS_COUNT],
     /// Address of the slab it is attached to, 0 when none. Written by the owner (attach, detach) and by a
     /// dropping slab (orphaning), never while the owner is inside a cached call of that slab.
@@ -225,6 +228,7 @@ impl SlabCache {
     pub const fn new() -> Self {
         Self {
             bins: UnsafeCell::new([Bin::EMPTY; CLASS_COUNT]),
+            touched: UnsafeCell::new(0),
             live: [const { LiveCount::new() }; CLASS_COUNT],
             slab: AtomicUsize::new(0),
             state: AtomicUsize::new(state::DETACHED),
@@ -240,6 +244,7 @@ impl SlabCache {
     pub fn new() -> Self {
         Self {
             bins: UnsafeCell::new([Bin::EMPTY; CLASS_COUNT]),
+            touched: UnsafeCell::new(0),
             live: core::array::from_fn(|_| LiveCount::new()),
             slab: AtomicUsize::new(0),
             state: AtomicUsize::new(state::DETACHED),
@@ -297,6 +302,9 @@ impl SlabCache {
             if bin.count >= CAPACITY[index] {
                 return false;
             }
+            if bin.count == 0 {
+                self.touch(index);
+            }
             write_link(slot.as_ptr(), bin.first);
             bin.first = slot.as_ptr();
             bin.count += 1;
@@ -321,12 +329,31 @@ impl SlabCache {
     /// As for [`pop`](Self::pop); the list holds `count` free slots of `class` taken for this cache.
     #[inline]
     pub(crate) unsafe fn fill(&self, class: SizeClass, first: *mut u8, count: u32) {
+        self.touch(class.index());
         // SAFETY: per the contract.
         self.bins.with_mut(|bins| unsafe {
             let bin = &mut (*bins)[class.index()];
             debug_assert_eq!(bin.count, 0);
             *bin = Bin { first, count };
         });
+    }
+
+    /// Marks class `index` as touched (owner only).
+    #[inline]
+    fn touch(&self, index: usize) {
+        // SAFETY: only the owner, inside a cached call, writes the marks.
+        self.touched
+            .with_mut(|touched| unsafe { *touched |= 1u128 << index });
+    }
+
+    /// The classes touched since the cache attached, smallest first.
+    ///
+    /// # Safety
+    /// As for [`take`](Self::take).
+    pub(crate) unsafe fn touched_classes(&self) -> impl Iterator<Item = SizeClass> {
+        // SAFETY: per the contract.
+        let touched = self.touched.with(|touched| unsafe { *touched });
+        SizeClass::all().filter(move |class| touched & (1u128 << class.index()) != 0)
     }
 
     /// Detaches up to `count` slots from the front of `class`'s bin and returns them as a list
@@ -366,8 +393,11 @@ impl SlabCache {
     /// As for [`take`](Self::take).
     pub(crate) unsafe fn forget_all(&self) {
         // SAFETY: per the contract.
-        self.bins
-            .with_mut(|bins| unsafe { *bins = [Bin::EMPTY; CLASS_COUNT] });
+        for class in unsafe { self.touched_classes() } {
+            // SAFETY: per the contract.
+            self.bins
+                .with_mut(|bins| unsafe { (*bins)[class.index()] = Bin::EMPTY });
+        }
     }
 
     /// The owner's net allocations in `class`: (objects, bytes), wrapping.
@@ -375,11 +405,17 @@ impl SlabCache {
         self.live[class.index()].get()
     }
 
-    /// Zeroes the live counts (after they were folded into the slab's).
-    pub(crate) fn clear_live(&self) {
-        for count in &self.live {
-            count.clear();
+    /// Zeroes the live counts (after they were folded into the slab's) and the touched marks.
+    ///
+    /// # Safety
+    /// As for [`take`](Self::take).
+    pub(crate) unsafe fn clear_live(&self) {
+        // SAFETY: per the contract.
+        for class in unsafe { self.touched_classes() } {
+            self.live[class.index()].clear();
         }
+        // SAFETY: per the contract.
+        self.touched.with_mut(|touched| unsafe { *touched = 0 });
     }
 
     pub(crate) fn state(&self) -> &AtomicUsize {

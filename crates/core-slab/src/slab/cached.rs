@@ -260,7 +260,8 @@ impl<C: SlabConfig> Slab<C> {
             return Ok(());
         }
         let mut outcome = Ok(());
-        for class in SizeClass::all().filter(|&class| cache::capacity(class) > 0) {
+        // SAFETY: the owner calls this with its own cache.
+        for class in unsafe { cache.touched_classes() } {
             // SAFETY: the owner (the only caller that can hold a pinned reference it is allowed to use
             // for cached calls) touches its bins; the slots are this slab's slots of `class`.
             if let Err((error, _)) = unsafe { self.flush_class(cache, class, u32::MAX) } {
@@ -519,7 +520,8 @@ impl<C: SlabConfig> Slab<C> {
     /// # Safety
     /// The registry lock is held, `cache` is listed, and its owner is not using it.
     unsafe fn take_back(&self, cache: &SlabCache) {
-        for class in SizeClass::all() {
+        // SAFETY: per the contract.
+        for class in unsafe { cache.touched_classes() } {
             if cache::capacity(class) > 0 {
                 // SAFETY: per the contract.
                 if let Err((error, ptr)) = unsafe { self.flush_class(cache, class, u32::MAX) } {
@@ -535,7 +537,8 @@ impl<C: SlabConfig> Slab<C> {
                 self.heads[class.index()].absorb(objects, bytes);
             }
         }
-        cache.clear_live();
+        // SAFETY: per the contract.
+        unsafe { cache.clear_live() };
     }
 
     /// Takes back the slots of every attached cache before the slab goes; owners that are detaching at
