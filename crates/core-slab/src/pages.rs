@@ -49,8 +49,12 @@ pub(crate) const MAX_ORDER: u32 = crate::geometry::MAX_BLOCK_SHIFT;
 
 /// An arena: 1 GiB of address space. Large enough that most programs reserve one (a single `mmap` for
 /// every block they will map), small enough that a 47-bit address space never runs short.
-#[cfg(not(loom))]
+#[cfg(all(not(loom), not(classalloc_asan)))]
 const ARENA_SHIFT: u32 = 30;
+/// Under AddressSanitizer the buddy poisons every free block in the shadow memory (an eighth of its size,
+/// written), so arenas stay small.
+#[cfg(all(not(loom), classalloc_asan))]
+const ARENA_SHIFT: u32 = SMALL_ARENA_SHIFT;
 /// Tried when the OS refuses a whole arena; it still holds the largest block at any alignment.
 #[cfg(not(loom))]
 const SMALL_ARENA_SHIFT: u32 = 26;

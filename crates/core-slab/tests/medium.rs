@@ -248,7 +248,7 @@ fn the_page_source_counts_what_it_holds() {
     let p = slab.malloc(64).unwrap();
     let q = slab.malloc(1 << 20).unwrap();
     let stats = pages::stats();
-    assert!(stats.arenas >= 1 && stats.reserved_bytes >= 1 << 30);
+    assert!(stats.arenas >= 1 && stats.reserved_bytes >= 64 << 20);
     assert!(stats.in_use_bytes >= 2 << 20, "{stats:?}");
     assert!(stats.cached_bytes <= 4 << 20);
     // SAFETY: live allocations of these sizes.
@@ -258,4 +258,61 @@ fn the_page_source_counts_what_it_holds() {
     }
     pages::trim();
     assert!(pages::stats().cached_bytes <= 4 << 20);
+}
+
+/// Whether every 251st byte (and the last) of `len` bytes at `ptr` equals `byte`: a cheap check of large
+/// blocks.
+fn sampled(ptr: NonNull<u8>, len: usize, byte: u8) -> bool {
+    // SAFETY: callers pass a live allocation of at least `len` bytes.
+    let bytes = unsafe { core::slice::from_raw_parts(ptr.as_ptr(), len) };
+    bytes.iter().step_by(251).all(|&b| b == byte) && bytes[len - 1] == byte
+}
+
+#[test]
+fn threads_share_the_page_source_and_never_share_a_block() {
+    let slab = Slab::new();
+    std::thread::scope(|scope| {
+        for thread in 0..4u64 {
+            let slab = &slab;
+            scope.spawn(move || {
+                let mut rng = 0x9E37_79B9_7F4A_7C15u64 ^ (thread << 32);
+                let mut live: Vec<(NonNull<u8>, usize, u8)> = Vec::new();
+                for step in 0..4000usize {
+                    rng ^= rng << 13;
+                    rng ^= rng >> 7;
+                    rng ^= rng << 17;
+                    if live.len() < 48 && (rng & 3 != 0 || live.is_empty()) {
+                        let size = match (rng >> 8) % 4 {
+                            0 => 64,
+                            1 => 9000 + (rng >> 16) as usize % 60_000,
+                            2 => 100_000 + (rng >> 16) as usize % 900_000,
+                            _ => 1 << 20,
+                        };
+                        let p = if rng & 4 == 0 {
+                            let p = slab.calloc(size).unwrap();
+                            assert!(sampled(p, size, 0), "calloc gave dirty memory");
+                            p
+                        } else {
+                            slab.malloc(size).unwrap()
+                        };
+                        let tag = (thread as u8) << 6 | (step % 63) as u8;
+                        fill(p, size, tag);
+                        live.push((p, size, tag));
+                    } else {
+                        let (p, size, tag) = live.swap_remove((rng >> 20) as usize % live.len());
+                        assert!(sampled(p, size, tag), "another allocation wrote here");
+                        // SAFETY: a live allocation of `size` bytes, freed once.
+                        unsafe { slab.free(p, size).unwrap() };
+                    }
+                }
+                for (p, size, tag) in live {
+                    assert!(sampled(p, size, tag));
+                    // SAFETY: a live allocation of `size` bytes, freed once.
+                    unsafe { slab.free(p, size).unwrap() };
+                }
+            });
+        }
+    });
+    assert_eq!(slab.large_stats(), Default::default());
+    assert_eq!(slab.totals().live_objects, 0);
 }

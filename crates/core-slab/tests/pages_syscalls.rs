@@ -6,6 +6,7 @@ use classalloc_slab::{os, pages, Slab};
 use core::ptr::NonNull;
 
 #[test]
+#[cfg_attr(classalloc_asan, ignore = "arenas are 64 MiB under AddressSanitizer")]
 fn blocks_and_medium_churn_cost_few_system_calls() {
     let slab = Slab::new();
     // 64 MiB of 64-byte objects: 65 blocks of 1 MiB.
