@@ -1,7 +1,8 @@
 //! An address-keyed hash table in memory mapped for it (the allocator cannot allocate its own
-//! bookkeeping): the large path's registry and the checked mode's block registry.
+//! bookkeeping): checked mode's block registry. Its memory comes from the page source.
 
-use crate::os::{self, PAGE_SIZE};
+use crate::os::PAGE_SIZE;
+use crate::pages::{self, Need, Return};
 use core::ptr::{self, NonNull};
 
 /// An open-addressing hash table (linear probing, backward-shift deletion) of address -> value, in
@@ -109,9 +110,11 @@ impl AddrTable {
     pub(crate) fn grow(&mut self) -> bool {
         let capacity = (self.capacity * 2).max(Self::MIN_CAPACITY);
         let bytes = capacity * core::mem::size_of::<Entry>();
-        let Some(mapped) = os::map(bytes) else {
+        // From the page source (zeroed: an empty entry is all zero), like the blocks it indexes.
+        let Some(grant) = pages::source().alloc(bytes.trailing_zeros(), Need::Zeroed) else {
             return false;
         };
+        let mapped = grant.ptr;
         let old = *self;
         *self = AddrTable {
             entries: mapped.as_ptr().cast(),
@@ -131,12 +134,11 @@ impl AddrTable {
 
     pub(crate) fn unmap(self) {
         if let Some(entries) = NonNull::new(self.entries) {
-            // SAFETY: the array was mapped by `grow` with this capacity and is no longer referenced.
+            let bytes = self.capacity * core::mem::size_of::<Entry>();
+            // SAFETY: the array came from the source in `grow` with this size and is no longer
+            // referenced.
             unsafe {
-                os::unmap(
-                    entries.cast(),
-                    self.capacity * core::mem::size_of::<Entry>(),
-                )
+                pages::source().free(entries.cast(), bytes.trailing_zeros(), bytes, Return::Lazy)
             };
         }
     }

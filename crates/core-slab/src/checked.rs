@@ -12,7 +12,7 @@
 
 use crate::addr_table::AddrTable;
 use crate::error::FreeError;
-use crate::os::{self, PAGE_SIZE};
+use crate::pages::{self, Need, Return, MIN_ORDER};
 use core::ptr::NonNull;
 use std::sync::{Mutex, MutexGuard};
 
@@ -22,8 +22,8 @@ pub const CHECKED: bool = cfg!(any(feature = "checked", debug_assertions));
 /// The bitmap mapping's header, before the bits.
 #[repr(C)]
 struct BitmapHeader {
-    /// Bytes mapped for the header and the bits.
-    mapped: usize,
+    /// Log2 of the bytes taken from the page source for the header and the bits.
+    order: u32,
     /// Bytes between two bits' addresses (the class's slot size).
     slot_size: usize,
     class: u8,
@@ -81,15 +81,16 @@ pub(crate) fn register_block(
 ) -> bool {
     let bits = block_size / slot_size;
     let bytes = core::mem::size_of::<BitmapHeader>() + bits.div_ceil(64) * 8;
-    let mapped = bytes.next_multiple_of(PAGE_SIZE);
-    let Some(memory) = os::map(mapped) else {
+    let order = bytes.next_power_of_two().trailing_zeros().max(MIN_ORDER);
+    // From the page source, like the blocks: no system call per block.
+    let Some(grant) = pages::source().alloc(order, Need::Zeroed) else {
         return false;
     };
-    let header = memory.cast::<BitmapHeader>();
-    // SAFETY: fresh, zeroed, page-aligned memory large enough for the header and the bits.
+    let header = grant.ptr.cast::<BitmapHeader>();
+    // SAFETY: a zeroed block of the source, aligned to its size, large enough for the header and bits.
     unsafe {
         header.as_ptr().write(BitmapHeader {
-            mapped,
+            order,
             slot_size,
             class,
             owner,
@@ -101,8 +102,8 @@ pub(crate) fn register_block(
     {
         true
     } else {
-        // SAFETY: just mapped, never shared.
-        unsafe { os::unmap(memory, mapped) };
+        // SAFETY: just handed out, never shared.
+        unsafe { pages::source().free(grant.ptr, order, 1 << order, Return::Lazy) };
         false
     }
 }
@@ -118,10 +119,11 @@ pub(crate) fn unregister_block(base: NonNull<u8>) {
     registry.table.remove_at(index);
     drop(registry);
     if let Some(header) = NonNull::new(value as *mut BitmapHeader) {
-        // SAFETY: the bitmap was mapped by `register_block` and is unlisted, so nothing reaches it.
+        // SAFETY: the bitmap came from the source in `register_block` and is unlisted, so nothing
+        // reaches it.
         unsafe {
-            let mapped = header.as_ref().mapped;
-            os::unmap(header.cast(), mapped);
+            let order = header.as_ref().order;
+            pages::source().free(header.cast(), order, 1 << order, Return::Lazy);
         }
     }
 }

@@ -18,7 +18,8 @@ use crate::cache;
 use crate::checked;
 use crate::error::{AllocError, FreeError};
 use crate::geometry::ClassLayout;
-use crate::os::{self, PAGE_SIZE};
+use crate::os::PAGE_SIZE;
+use crate::pages::{self, Need, Return};
 use crate::sync::{
     acquire, loom_const_fn, new_lock, read, write, yield_now, AtomicUsize, Lock, LockedCounter,
     MutexGuard, Ordering, UnsafeCell,
@@ -319,6 +320,12 @@ impl Head {
             let mut lists = read(&self.lists);
             let release = self.settle::<B>(&mut lists, base, block, layout);
             write(&self.lists, lists);
+            // What the block's slots dirtied: the page source purges it (or keeps it for reuse).
+            let dirty = if release {
+                block.resident_bytes(layout)
+            } else {
+                0
+            };
             drop(guard);
             if release {
                 B::destroy(base);
@@ -331,7 +338,7 @@ impl Head {
             }
             drop(head_guard);
             if release {
-                os::unmap(base, layout.block_size());
+                pages::source().free(base, layout.block_shift, dirty, Return::Lazy);
             }
         }
     }
@@ -498,7 +505,7 @@ impl Head {
         }
     }
 
-    /// Maps and initialises a new block.
+    /// Takes a new block from the page source and initialises it.
     ///
     /// # Safety
     /// The head lock is held.
@@ -508,22 +515,32 @@ impl Head {
         owner: u8,
         layout: &ClassLayout,
     ) -> Result<NonNull<u8>, AllocError> {
-        let size = layout.block_size();
-        let base = os::map_aligned(size, size).ok_or(AllocError::OutOfMemory)?;
+        // Fresh: zero (the bump index relies on it), and only the header page resident (what we count).
+        let grant = pages::source()
+            .alloc(layout.block_shift, Need::Fresh)
+            .ok_or(AllocError::OutOfMemory)?;
+        let base = grant.ptr;
         if !B::can_link(base, layout) {
-            // SAFETY: just mapped, never shared.
-            unsafe { os::unmap(base, size) };
+            // SAFETY: just handed out, never shared.
+            unsafe { pages::source().free(base, layout.block_shift, grant.dirty, Return::Lazy) };
             return Err(AllocError::OutOfMemory);
         }
         // SAFETY: a fresh, zeroed, self-aligned block that nobody else knows yet.
         unsafe { B::init(base, class, owner, layout) };
         if checked::CHECKED
-            && !checked::register_block(base, size, layout.slot_size as usize, class, owner)
+            && !checked::register_block(
+                base,
+                layout.block_size(),
+                layout.slot_size as usize,
+                class,
+                owner,
+            )
         {
-            // SAFETY: initialised just above, never shared; unregistered, so destroy only drops it.
+            // SAFETY: initialised just above, never shared; unregistered, so destroy only drops it, and
+            // the block goes back to the source untouched.
             unsafe {
                 B::destroy(base);
-                os::unmap(base, size);
+                pages::source().free(base, layout.block_shift, grant.dirty, Return::Lazy);
             }
             return Err(AllocError::OutOfMemory);
         }
@@ -545,9 +562,14 @@ impl Head {
             for list in [lists.partial, lists.full] {
                 let mut cursor = list.first;
                 while let Some(base) = NonNull::new(cursor) {
-                    cursor = B::at(base).next(layout);
+                    let block = B::at(base);
+                    cursor = block.next(layout);
+                    let guard = acquire(block.lock());
+                    let dirty = block.resident_bytes(layout);
+                    drop(guard);
                     B::destroy(base);
-                    os::unmap(base, layout.block_size());
+                    // Now, not with hysteresis: a release gives the class's memory back at once.
+                    pages::source().free(base, layout.block_shift, dirty, Return::Now);
                 }
             }
             write(&self.lists, Lists::EMPTY);
@@ -586,7 +608,7 @@ impl Head {
                     self.blocks.sub_locked(1);
                     self.resident_bytes.sub_locked(resident);
                     B::destroy(base);
-                    os::unmap(base, layout.block_size());
+                    pages::source().free(base, layout.block_shift, resident, Return::Lazy);
                 }
             }
             write(&self.lists, lists);

@@ -8,7 +8,7 @@ use crate::class::{SizeClass, CLASS_COUNT};
 use crate::error::{AllocError, FreeError};
 use crate::geometry::{resolve, BlockGeometry, ClassLayout, SeedConfig, SlabConfig};
 use crate::head::Head;
-use crate::large::Large;
+use crate::large::{medium_order, Kind, Large};
 use crate::os::PAGE_SIZE;
 use crate::stats::{ClassStats, LargeStats, Totals};
 use core::alloc::Layout;
@@ -22,8 +22,12 @@ use cached::Registry;
 /// Where a request is served.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Route {
+    /// A slot of a size class.
     Small(SizeClass),
-    Large { align: usize },
+    /// A block of `2^order` bytes from the page source (naturally aligned).
+    Medium { order: u32 },
+    /// Whole pages mapped on their own.
+    Huge { align: usize },
 }
 
 /// A `Layout` from raw numbers, with the reason when there is none.
@@ -40,10 +44,13 @@ fn route_layout(size: usize, align: usize) -> Result<Route, AllocError> {
     if size == 0 {
         return Err(AllocError::ZeroSize);
     }
-    match SizeClass::for_layout(size, align) {
-        Some(class) => Ok(Route::Small(class)),
+    if let Some(class) = SizeClass::for_layout(size, align) {
+        return Ok(Route::Small(class));
+    }
+    match medium_order(size, align) {
+        Some(order) => Ok(Route::Medium { order }),
         None if size > isize::MAX as usize - (align - 1) => Err(AllocError::TooLarge),
-        None => Ok(Route::Large { align }),
+        None => Ok(Route::Huge { align }),
     }
 }
 
@@ -53,10 +60,13 @@ fn route_size(size: usize) -> Result<Route, AllocError> {
     if size == 0 {
         return Err(AllocError::ZeroSize);
     }
-    match SizeClass::for_size_pow2(size) {
-        Some(class) => Ok(Route::Small(class)),
+    if let Some(class) = SizeClass::for_size_pow2(size) {
+        return Ok(Route::Small(class));
+    }
+    match medium_order(size, PAGE_SIZE) {
+        Some(order) => Ok(Route::Medium { order }),
         None if size > isize::MAX as usize => Err(AllocError::TooLarge),
-        None => Ok(Route::Large { align: PAGE_SIZE }),
+        None => Ok(Route::Huge { align: PAGE_SIZE }),
     }
 }
 
@@ -322,7 +332,7 @@ impl<C: SlabConfig> Slab<C> {
                 // SAFETY: per the contract the block holding the live slot is mapped and initialised.
                 Some(with_block_type!(geometry.kind, B => unsafe { B::at(base).owner() }))
             }
-            Route::Large { .. } => None,
+            Route::Medium { .. } | Route::Huge { .. } => None,
         }
     }
 
@@ -488,7 +498,8 @@ impl<C: SlabConfig> Slab<C> {
                     popped.fresh,
                 ))
             }
-            Route::Large { align } => Ok((self.large.alloc(size, align)?, true)),
+            Route::Medium { order } => self.large.alloc_medium(order, size, zeroed),
+            Route::Huge { align } => Ok((self.large.alloc_huge(size, align)?, true)),
         }
     }
 
@@ -509,8 +520,10 @@ impl<C: SlabConfig> Slab<C> {
                 // SAFETY: forwarded contract.
                 unsafe { self.free_small_locked(ptr, class, size) }
             }
-            // SAFETY: per the contract ptr is a live large allocation of `size` bytes.
-            Route::Large { .. } => unsafe { self.large.free(ptr, size) },
+            // SAFETY: per the contract ptr is a live medium allocation of `size` bytes.
+            Route::Medium { order } => unsafe { self.large.free(ptr, size, Kind::Medium(order)) },
+            // SAFETY: per the contract ptr is a live huge allocation of `size` bytes.
+            Route::Huge { .. } => unsafe { self.large.free(ptr, size, Kind::Huge) },
         }
     }
 
@@ -571,9 +584,13 @@ impl<C: SlabConfig> Slab<C> {
                 self.count_resize_via(cache, old_class, old_size, new_size);
                 Ok(NonNull::slice_from_raw_parts(ptr, old_class.slot_size()))
             }
-            (Route::Large { align }, Route::Large { .. }) if align <= PAGE_SIZE => {
-                // SAFETY: per the contract ptr is a live large allocation of old_size bytes.
-                unsafe { self.large.resize(ptr, old_size, new_size, align) }
+            (Route::Medium { order }, Route::Medium { order: new_order }) if order == new_order => {
+                // SAFETY: per the contract ptr is a live medium allocation of old_size bytes.
+                unsafe { self.large.resize_medium(ptr, old_size, new_size, order) }
+            }
+            (Route::Huge { align }, Route::Huge { .. }) if align <= PAGE_SIZE => {
+                // SAFETY: per the contract ptr is a live huge allocation of old_size bytes.
+                unsafe { self.large.resize_huge(ptr, old_size, new_size, align) }
             }
             _ => {
                 let fresh = self.alloc_via(cache, new, new_size, false)?;
