@@ -2,7 +2,7 @@
 //! seed's size-only functions with power-of-two classes), and the large path.
 
 use crate::block::{with_block_type, Block, Popped};
-use crate::cache::SlabCache;
+use crate::cache::{self, SlabCache};
 use crate::checked;
 use crate::class::{SizeClass, CLASS_COUNT};
 use crate::error::{AllocError, FreeError};
@@ -485,6 +485,7 @@ impl<C: SlabConfig> Slab<C> {
                 let popped: Popped = with_block_type!(layout.kind, B => {
                     head.alloc::<B>(tag, self.owner, layout, size)
                 })?;
+                cache::unpoison_slot(popped.slot, class);
                 if checked::CHECKED {
                     self.check_alloc(popped.slot, class);
                 }
@@ -542,10 +543,16 @@ impl<C: SlabConfig> Slab<C> {
         let base_addr = ptr.as_ptr() as usize & !(layout.block_size() - 1);
         let base = NonNull::new(base_addr as *mut u8).ok_or(FreeError::NotASlot)?;
         let tag = class.index() as u8;
+        // Poisoned while still ours: once pushed, another thread may hand the slot out again.
+        cache::poison_slot(ptr, class);
         // SAFETY: per the contract ptr is a live slot of this class, so `base` is its mapped block.
-        with_block_type!(layout.kind, B => unsafe {
+        let freed = with_block_type!(layout.kind, B => unsafe {
             head.free::<B>(base, ptr, tag, self.owner, layout)
-        })?;
+        });
+        if freed.is_err() {
+            cache::unpoison_slot(ptr, class);
+        }
+        freed?;
         head.count_free(size);
         Ok(())
     }

@@ -366,6 +366,8 @@ unsafe impl<I: SlotIndex> Block for IndexedHeader<I> {
             let data_start = base + layout.data_offset as usize;
             let data_end = data_start + bump * layout.slot_size as usize;
             let first_whole_page = (data_start + PAGE_SIZE - 1) & !(PAGE_SIZE - 1);
+            // Freed slots are poisoned for AddressSanitizer; they are the allocator's again.
+            classalloc_buddy::asan::unpoison(data_start, data_end - data_start);
             if data_start < first_whole_page {
                 let shared_end = data_end.min(first_whole_page);
                 (data_start as *mut u8).write_bytes(0, shared_end - data_start);
