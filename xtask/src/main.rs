@@ -4,6 +4,7 @@
 //! dependencies (plotters for its charts, serde_json for criterion's estimates).
 
 mod bench;
+mod fuzz;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -16,6 +17,7 @@ tasks:
   loom    the loom models of the lock interactions (LOOM_MAX_PREEMPTIONS defaults to 2)
   asan    the test suite under AddressSanitizer (nightly-free: RUSTC_BOOTSTRAP on stable)
   bench   the benchmark suite and report, target/bench-report/report.md (--quick: smoke test)
+  fuzz    --seconds N [facade|buddy]: the cargo-fuzz targets, N s each (nightly; ci runs 25 s each)
   help    this text
 ";
 
@@ -28,6 +30,7 @@ fn main() -> ExitCode {
         "loom" => loom(rest),
         "asan" => asan(rest),
         "bench" => bench::run(rest),
+        "fuzz" => fuzz::run_task(rest),
         "help" | "-h" | "--help" => {
             print!("{HELP}");
             Ok(())
@@ -91,6 +94,7 @@ fn ci() -> TaskResult {
         cargo().args(["test", "--workspace"]),
     )?;
     loom(&[])?;
+    fuzz::ci_step()?;
     bench::run(&["--quick".into()])
 }
 
