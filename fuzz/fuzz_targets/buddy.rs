@@ -13,6 +13,8 @@
 
 #![no_main]
 
+mod common;
+
 use arbitrary::Arbitrary;
 use classalloc_buddy::region::MIN_ORDER_FLOOR;
 use classalloc_buddy::{Region, RegionFreeError, RegionInitError, RegionStats};
@@ -21,7 +23,7 @@ use libfuzzer_sys::fuzz_target;
 use std::collections::BTreeMap;
 
 /// The most bytes a region spans.
-const REGION_MAX: usize = 256 << 10;
+const REGION_MAX: usize = 64 << 10;
 /// The region starts up to this many bytes into the buffer (any byte offset).
 const OFFSET_MAX: usize = 4096;
 /// Orders go up to `min_order + ORDER_SPAN - 1` (above the region's size too: the arena is widened).
@@ -269,7 +271,7 @@ impl Model {
         let bytes = unsafe {
             core::slice::from_raw_parts(self.ptr(addr).as_ptr(), size_of_order(block.order))
         };
-        if let Some(offset) = bytes.iter().position(|&b| b != block.fill) {
+        if let Some(offset) = common::first_difference(bytes, block.fill) {
             panic!(
                 "{}: byte {offset} of the block at {addr:#x} (order {}) is {:#04x}, written {:#04x}",
                 what(),

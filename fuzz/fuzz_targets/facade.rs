@@ -11,6 +11,8 @@
 
 #![no_main]
 
+mod common;
+
 use arbitrary::Arbitrary;
 use classalloc::{lifetime_class, AllocError, ClassAlloc, FreeError, LifetimeClass, Totals};
 use core::alloc::Layout;
@@ -149,7 +151,7 @@ impl Entry {
         let n = n.min(self.len);
         // SAFETY: the allocation is live and at least `len >= n` bytes long; nothing else writes it.
         let bytes = unsafe { core::slice::from_raw_parts(self.ptr.as_ptr(), n) };
-        if let Some(offset) = bytes.iter().position(|&b| b != self.fill) {
+        if let Some(offset) = common::first_difference(bytes, self.fill) {
             panic!(
                 "{}: byte {offset} of {self:?} is {:#04x}, written {:#04x}",
                 what(),
@@ -169,7 +171,7 @@ impl Entry {
 fn check_zero(ptr: NonNull<u8>, n: usize, what: Describe) {
     // SAFETY: callers pass a live allocation of at least `n` bytes.
     let bytes = unsafe { core::slice::from_raw_parts(ptr.as_ptr(), n) };
-    if let Some(offset) = bytes.iter().position(|&b| b != 0) {
+    if let Some(offset) = common::first_difference(bytes, 0) {
         panic!(
             "{}: byte {offset} of {ptr:p} is {:#04x}, not zero",
             what(),
