@@ -1,6 +1,7 @@
 //! Differential fuzzing of the facade: a sequence of actions (allocate with a size, an alignment and a
-//! lifetime class; free; reallocate; release a class; a free sent to the wrong class) runs against a
-//! `ClassAlloc` of three lifetime classes and against a model that remembers every live allocation.
+//! lifetime class, through the Layout API, the size-only API or the `GlobalAlloc` impl in a `with_class`
+//! scope; free; reallocate; release a class; a free sent to the wrong class) runs against a `ClassAlloc`
+//! of three lifetime classes and against a model that remembers every live allocation.
 //!
 //! Checked on every step: each allocation is aligned, at least as long as asked, overlaps no live
 //! allocation, and is zero when asked zeroed; the fill byte written at allocation is intact at free and
@@ -14,8 +15,10 @@
 mod common;
 
 use arbitrary::Arbitrary;
-use classalloc::{lifetime_class, AllocError, ClassAlloc, FreeError, LifetimeClass, Totals};
-use core::alloc::Layout;
+use classalloc::{
+    lifetime_class, with_class, AllocError, ClassAlloc, FreeError, LifetimeClass, Totals,
+};
+use core::alloc::{GlobalAlloc, Layout};
 use core::ptr::NonNull;
 use libfuzzer_sys::fuzz_target;
 use std::collections::BTreeMap;
@@ -93,6 +96,14 @@ enum Action {
         align_shift: u8,
         zeroed: bool,
     },
+    /// The allocator as a `GlobalAlloc`, in a `with_class` scope (or outside any: the default class, the
+    /// first); its frees and reallocations run in a scope of another class and still reach the owner.
+    Global {
+        scope: Option<Life>,
+        size: Size,
+        align_shift: u8,
+        zeroed: bool,
+    },
     /// The seed's size-only API: `malloc` / `calloc_sized`.
     Malloc {
         class: Life,
@@ -116,6 +127,7 @@ enum Action {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Api {
     Layout { align: usize },
+    Global { align: usize },
     Sized,
 }
 
@@ -136,10 +148,17 @@ struct Entry {
 impl Entry {
     fn layout(&self) -> Layout {
         match self.api {
-            Api::Layout { align } => Layout::from_size_align(self.size, align)
-                .expect("a live allocation has a valid layout"),
+            Api::Layout { align } | Api::Global { align } => {
+                Layout::from_size_align(self.size, align)
+                    .expect("a live allocation has a valid layout")
+            }
             Api::Sized => unreachable!("size-only allocations have no layout"),
         }
+    }
+
+    /// A scope for the global frees and reallocations of this entry: any class, its own included.
+    fn scope_for_free(&self) -> Life {
+        CLASSES[usize::from(self.fill) % CLASSES.len()]
     }
 
     fn start(&self) -> usize {
@@ -341,6 +360,62 @@ impl Model {
         self.add(entry, what);
     }
 
+    fn global(&mut self, scope: Option<Life>, size: Size, align_shift: u8, zeroed: bool) {
+        let size = size.bytes();
+        let align = 1usize << (align_shift % (MAX_ALIGN_SHIFT + 1));
+        // GlobalAlloc's contract forbids zero-sized layouts, and a Layout cannot hold a size above its limit.
+        let Ok(layout) = Layout::from_size_align(size, align) else {
+            return;
+        };
+        if size == 0 {
+            return;
+        }
+        let expect = expected(size, layout_limit(align));
+        if expect.is_ok() && self.held + size.max(align) > LIVE_CAP {
+            return;
+        }
+        // Outside any scope the global allocator uses the default class, the first.
+        let class = scope.unwrap_or(CLASSES[0]);
+        // SAFETY: the layout has a non-zero size.
+        let call = || unsafe {
+            if zeroed {
+                GlobalAlloc::alloc_zeroed(&ALLOC, layout)
+            } else {
+                GlobalAlloc::alloc(&ALLOC, layout)
+            }
+        };
+        let raw = match scope {
+            Some(scope) => with_class(scope, call),
+            None => call(),
+        };
+        let got = NonNull::new(raw).ok_or(AllocError::OutOfMemory);
+        let what: Describe = &|| {
+            format!("GlobalAlloc::alloc in scope {scope:?}, size {size}, align {align}, zeroed {zeroed}")
+        };
+        let Some(ptr) = judge(what, expect, got) else {
+            return;
+        };
+        assert_eq!(
+            ptr.as_ptr() as usize % align,
+            0,
+            "{}: {ptr:p} misaligned",
+            what()
+        );
+        if zeroed {
+            check_zero(ptr, size, what);
+        }
+        let fill = self.next_fill();
+        let entry = Entry {
+            class,
+            ptr,
+            api: Api::Global { align },
+            size,
+            len: size,
+            fill,
+        };
+        self.add(entry, what);
+    }
+
     fn malloc(&mut self, class: Life, size: Size, zeroed: bool) {
         let size = size.bytes();
         let expect = expected(size, isize::MAX as usize);
@@ -389,6 +464,14 @@ impl Model {
         let result = unsafe {
             match entry.api {
                 Api::Layout { .. } => ALLOC.free(entry.class, entry.ptr, entry.layout()),
+                Api::Global { .. } => {
+                    // In a scope of any class: a global free goes to the class that owns the pointer (and
+                    // aborts on a misuse instead of returning an error).
+                    with_class(entry.scope_for_free(), || {
+                        GlobalAlloc::dealloc(&ALLOC, entry.ptr.as_ptr(), entry.layout())
+                    });
+                    Ok(())
+                }
                 Api::Sized => ALLOC.free_sized(entry.class, entry.ptr, entry.size),
             }
         };
@@ -402,7 +485,11 @@ impl Model {
         let old = self.live[index];
         let new_size = new_size.bytes();
         let (expect, align) = match old.api {
-            Api::Layout { align } => (expected(new_size, layout_limit(align)), align),
+            // GlobalAlloc's contract forbids a new size of 0 or above the Layout limit.
+            Api::Global { align } if new_size == 0 || new_size > layout_limit(align) => return,
+            Api::Layout { align } | Api::Global { align } => {
+                (expected(new_size, layout_limit(align)), align)
+            }
             Api::Sized => (
                 expected(new_size, isize::MAX as usize),
                 sized_align(new_size),
@@ -420,6 +507,14 @@ impl Model {
                 Api::Layout { .. } => ALLOC
                     .realloc(old.class, old.ptr, old.layout(), new_size)
                     .map(|block| (block.cast::<u8>(), block.len())),
+                Api::Global { .. } => {
+                    let raw = with_class(old.scope_for_free(), || {
+                        GlobalAlloc::realloc(&ALLOC, old.ptr.as_ptr(), old.layout(), new_size)
+                    });
+                    NonNull::new(raw)
+                        .map(|ptr| (ptr, new_size))
+                        .ok_or(AllocError::OutOfMemory)
+                }
                 Api::Sized if zeroed => ALLOC
                     .recalloc(old.class, old.ptr, old.size, new_size)
                     .map(|ptr| (ptr, new_size)),
@@ -471,7 +566,9 @@ impl Model {
         // (`ClassAlloc::free`'s documented contract) and the entry stays live.
         let result = unsafe {
             match entry.api {
-                Api::Layout { .. } => ALLOC.free(wrong, entry.ptr, entry.layout()),
+                Api::Layout { .. } | Api::Global { .. } => {
+                    ALLOC.free(wrong, entry.ptr, entry.layout())
+                }
                 Api::Sized => ALLOC.free_sized(wrong, entry.ptr, entry.size),
             }
         };
@@ -522,6 +619,12 @@ impl Model {
                 align_shift,
                 zeroed,
             } => self.alloc(class, size, align_shift, zeroed),
+            Action::Global {
+                scope,
+                size,
+                align_shift,
+                zeroed,
+            } => self.global(scope, size, align_shift, zeroed),
             Action::Malloc {
                 class,
                 size,
