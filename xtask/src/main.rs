@@ -5,6 +5,7 @@
 
 mod bench;
 mod stress;
+mod fuzz;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -18,6 +19,7 @@ tasks:
   asan    the test suite under AddressSanitizer (nightly-free: RUSTC_BOOTSTRAP on stable)
   bench   the benchmark suite and report, target/bench-report/report.md (--quick: smoke test)
   stress  the multi-thread stress tests in release for about N minutes (--minutes N, default 1; --scale S)
+  fuzz    --seconds N [facade|buddy]: the cargo-fuzz targets, N s each (nightly; ci runs 25 s each)
   help    this text
 ";
 
@@ -31,6 +33,7 @@ fn main() -> ExitCode {
         "asan" => asan(rest),
         "bench" => bench::run(rest),
         "stress" => stress::run(rest),
+        "fuzz" => fuzz::run_task(rest),
         "help" | "-h" | "--help" => {
             print!("{HELP}");
             Ok(())
@@ -94,6 +97,7 @@ fn ci() -> TaskResult {
         cargo().args(["test", "--workspace"]),
     )?;
     loom(&[])?;
+    fuzz::ci_step()?;
     bench::run(&["--quick".into()])
 }
 
