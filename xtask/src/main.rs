@@ -4,8 +4,8 @@
 //! dependencies (plotters for its charts, serde_json for criterion's estimates).
 
 mod bench;
-mod stress;
 mod fuzz;
+mod stress;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
