@@ -579,6 +579,19 @@ fn speed(
     if !status.success() {
         return Err(format!("{step}: failed with {status}"));
     }
+    // `cargo bench` rebuilt the package's binaries with the feature too: the per-process workloads that
+    // follow need them without it (a relink; the libraries of both builds are cached).
+    run_step(
+        "rebuild the benchmark binaries without checked mode",
+        cargo().args([
+            "build",
+            "--profile",
+            profile.cargo_profile,
+            "-p",
+            "classalloc-benches",
+            "--bins",
+        ]),
+    )?;
     let results = criterion_results::read_all(&criterion_dir)?;
     let mut tables: BTreeMap<String, Table> = BTreeMap::new();
     for result in &results {
