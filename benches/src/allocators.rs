@@ -55,6 +55,8 @@ impl Allocator {
     /// The name used on command lines and in report columns.
     pub const fn name(self) -> &'static str {
         match self {
+            // A build with the `checked` feature measures checked mode under its own name.
+            Allocator::Classalloc if cfg!(feature = "checked") => "classalloc-checked",
             Allocator::Classalloc => "classalloc",
             Allocator::ClassallocSized => "classalloc-sized",
             Allocator::System => "system",

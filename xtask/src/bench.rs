@@ -563,6 +563,22 @@ fn speed(
             ));
         }
     }
+    // Checked mode is compile-time: its cost is measured by the same speed bench built with the feature,
+    // classalloc alone, under the name classalloc-checked (beside the other estimates).
+    let step = format!("criterion: speed, checked mode ({})", profile.name);
+    eprintln!("xtask: ▶ {step}");
+    let status = cargo()
+        .args(["bench", "--profile", profile.cargo_profile])
+        .args(["-p", "classalloc-benches", "--features", "checked"])
+        .args(["--bench", "speed", "--"])
+        .args(profile.criterion)
+        .arg("classalloc-checked")
+        .stdout(std::process::Stdio::null())
+        .status()
+        .map_err(|e| format!("{step}: could not start: {e}"))?;
+    if !status.success() {
+        return Err(format!("{step}: failed with {status}"));
+    }
     let results = criterion_results::read_all(&criterion_dir)?;
     let mut tables: BTreeMap<String, Table> = BTreeMap::new();
     for result in &results {

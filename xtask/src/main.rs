@@ -5,6 +5,7 @@
 
 mod bench;
 mod fuzz;
+mod stress;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -17,6 +18,7 @@ tasks:
   loom    the loom models of the lock interactions (LOOM_MAX_PREEMPTIONS defaults to 2)
   asan    the test suite under AddressSanitizer (nightly-free: RUSTC_BOOTSTRAP on stable)
   bench   the benchmark suite and report, target/bench-report/report.md (--quick: smoke test)
+  stress  the multi-thread stress tests in release for about N minutes (--minutes N, default 1; --scale S)
   fuzz    --seconds N [facade|buddy]: the cargo-fuzz targets, N s each (nightly; ci runs 25 s each)
   help    this text
 ";
@@ -30,6 +32,7 @@ fn main() -> ExitCode {
         "loom" => loom(rest),
         "asan" => asan(rest),
         "bench" => bench::run(rest),
+        "stress" => stress::run(rest),
         "fuzz" => fuzz::run_task(rest),
         "help" | "-h" | "--help" => {
             print!("{HELP}");

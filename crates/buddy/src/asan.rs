@@ -12,7 +12,7 @@ extern "C" {
 
 /// Marks `len` bytes at `addr` as not addressable.
 #[inline(always)]
-pub(crate) fn poison(addr: usize, len: usize) {
+pub fn poison(addr: usize, len: usize) {
     #[cfg(classalloc_asan)]
     // SAFETY: the ASan runtime only updates its shadow memory for the range; it does not touch the bytes.
     unsafe {
@@ -24,7 +24,7 @@ pub(crate) fn poison(addr: usize, len: usize) {
 
 /// Marks `len` bytes at `addr` as addressable again.
 #[inline(always)]
-pub(crate) fn unpoison(addr: usize, len: usize) {
+pub fn unpoison(addr: usize, len: usize) {
     #[cfg(classalloc_asan)]
     // SAFETY: the ASan runtime only updates its shadow memory for the range; it does not touch the bytes.
     unsafe {

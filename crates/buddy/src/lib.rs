@@ -4,7 +4,7 @@
 #[cfg(test)]
 extern crate std;
 
-mod asan;
+pub mod asan;
 pub mod bits;
 pub mod list;
 pub mod region;

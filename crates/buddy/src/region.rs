@@ -378,7 +378,7 @@ impl Region {
         self.nonempty |= 1 << order;
     }
 
-    /// Removes a free block from list `order`, flipping its pair bit.
+    /// Removes a free block from list `order`, flipping its pair bit and clearing its links.
     #[inline]
     fn remove_free(&mut self, addr: usize, order: u32) {
         if order < self.max_order {
@@ -391,6 +391,16 @@ impl Region {
         if list.is_empty() {
             self.nonempty &= !(1 << order);
         }
+        Self::clear_links(addr);
+    }
+
+    /// Zeroes the links of a block that has just left its free list, so that the region gives memory back as it
+    /// received it: an owner that frees only zeroed blocks into a zeroed region is handed zeroed blocks.
+    #[inline(always)]
+    fn clear_links(addr: usize) {
+        // SAFETY: `addr` starts a block of this region (at least `NODE_SIZE` bytes, aligned for the node) that was
+        // on a free list until now, so its link words are ours to write and addressable under ASan.
+        unsafe { (addr as *mut u8).write_bytes(0, NODE_SIZE) };
     }
 
     /// Hands out a block of `2^order` bytes, aligned to `2^order`, or `None` if none is free.
@@ -417,6 +427,7 @@ impl Region {
         if current < self.max_order {
             self.bits.toggle(self.pair_bit(current, addr));
         }
+        Self::clear_links(addr);
         // Split down, keeping the lower half and freeing the upper one at each step.
         while current > order {
             current -= 1;
@@ -442,6 +453,18 @@ impl Region {
     /// not start a live block, the wrong order, a block freed twice.
     #[inline]
     pub fn free(&mut self, ptr: NonNull<u8>, order: u32) -> Result<(), RegionFreeError> {
+        self.free_merged(ptr, order).map(|_| ())
+    }
+
+    /// As [`Region::free`], and returns the free block the freed one ended up in after merging with its free
+    /// buddies: its start and order (the freed block itself when no buddy was free). An owner that returns free
+    /// memory to the OS gives back that whole block.
+    #[inline]
+    pub fn free_merged(
+        &mut self,
+        ptr: NonNull<u8>,
+        order: u32,
+    ) -> Result<(NonNull<u8>, u32), RegionFreeError> {
         let addr = ptr.as_ptr() as usize;
         if !self.contains(addr) {
             return Err(RegionFreeError::OutOfBounds);
@@ -458,8 +481,12 @@ impl Region {
         }
         self.allocated_bytes -= 1usize << order;
         self.live_blocks -= 1;
-        self.merge_and_insert(addr, order);
-        Ok(())
+        let (merged, merged_order) = self.merge_and_insert(addr, order);
+        // SAFETY: the merged block starts inside the region, so it is not null.
+        Ok((
+            unsafe { NonNull::new_unchecked(merged as *mut u8) },
+            merged_order,
+        ))
     }
 
     /// Frees a block that fits `size` bytes aligned to `align` (the inverse of [`Region::alloc_bytes`]).
@@ -517,9 +544,10 @@ impl Region {
 
     /// Merges a block that has just become free with its free buddies, then puts the result on a free list.
     ///
-    /// The block goes on a list only once merging is over, so an address is never on two lists at once.
+    /// The block goes on a list only once merging is over, so an address is never on two lists at once. Returns the
+    /// block inserted.
     #[inline]
-    fn merge_and_insert(&mut self, mut addr: usize, mut order: u32) {
+    fn merge_and_insert(&mut self, mut addr: usize, mut order: u32) -> (usize, u32) {
         while order < self.max_order {
             // The block itself is on no list, so its pair bit is set exactly when its buddy is free at this order.
             if !self.bits.get(self.pair_bit(order, addr)) {
@@ -531,6 +559,7 @@ impl Region {
             order += 1;
         }
         self.insert_free(addr, order);
+        (addr, order)
     }
 
     /// Frees every live block at once, restoring the region to its state just after construction.

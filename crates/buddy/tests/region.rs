@@ -642,3 +642,52 @@ fn alloc_and_sized_free_agree_for_every_size_and_alignment() {
     }
     assert_eq!(region.stats().largest_free_order, Some(14));
 }
+
+#[test]
+fn a_region_over_zeroed_memory_hands_out_zeroed_blocks_when_freed_blocks_are_zeroed() {
+    // The contract an owner that gives memory back to the OS relies on: the links written into free blocks are
+    // cleared again when the blocks leave their lists (handed out, or merged into a buddy).
+    let buf = AlignedBuf::new(1 << 16, 1 << 16, 0);
+    let (mut region, _meta) = region_over(&buf, 0, 1 << 16, 4, 16);
+    let mut rng = Rng(0x5EED_0000_0000_0042);
+    let mut live: Vec<(NonNull<u8>, u32)> = Vec::new();
+    for _ in 0..20_000 {
+        if live.len() < 40 && (rng.below(3) != 0 || live.is_empty()) {
+            let order = 4 + rng.below(8) as u32;
+            if let Some(block) = region.alloc(order) {
+                // SAFETY: a live block of 2^order bytes inside `buf`.
+                unsafe {
+                    assert!(
+                        all_equal(block, 1 << order, 0),
+                        "a block of order {order} was handed out dirty"
+                    );
+                    fill(block, 1 << order, 0xA5);
+                }
+                live.push((block, order));
+            }
+        } else {
+            let (block, order) = live.swap_remove(rng.below(live.len()));
+            // SAFETY: the block is live and ours; it is zeroed before it goes back.
+            unsafe { fill(block, 1 << order, 0) };
+            let (merged, merged_order) = region.free_merged(block, order).unwrap();
+            let (start, merged_start) = (block.as_ptr() as usize, merged.as_ptr() as usize);
+            assert!(merged_order >= order);
+            assert_eq!(merged_start, start & !((1usize << merged_order) - 1));
+            assert_eq!(
+                region.free_merged(block, order),
+                Err(RegionFreeError::NotAllocated)
+            );
+        }
+    }
+    for (block, order) in live {
+        // SAFETY: as above.
+        unsafe { fill(block, 1 << order, 0) };
+        region.free(block, order).unwrap();
+    }
+    region.check_invariants().unwrap();
+    assert_eq!(region.free_block_count(16), 1);
+    // Everything merged back: only the links of the one free block are left in memory. (The free block is
+    // poisoned under ASan; the owner unpoisons it before looking, as before giving memory back.)
+    region.unpoison_all();
+    assert!(buf.bytes()[16..].iter().all(|&b| b == 0));
+}

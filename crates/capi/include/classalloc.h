@@ -7,6 +7,9 @@
  * allocations are page-aligned). Errors are NULL. A free that does not match an allocation (size 0, a
  * pointer that is not an allocated slot of that size, a double free the allocator can see, another class)
  * aborts with "classalloc: fatal: ..." on standard error.
+ *
+ * Remalloc and Recalloc return NULL on failure and leave the old allocation as it was; a new size of 0
+ * is a failure too (NULL, the allocation stays: free it with Free), not a free as realloc(p, 0) may be.
  */
 #ifndef CLASSALLOC_H
 #define CLASSALLOC_H
@@ -25,12 +28,16 @@ void *Calloc(size_t size);
 void Free(void *ptr, size_t size);
 void *Remalloc(void *ptr, size_t old_size, size_t new_size);
 void *Recalloc(void *ptr, size_t old_size, size_t new_size);
+/* Calloc(count * size), checking the product as C's calloc does: NULL when it overflows. Free it with
+ * Free(ptr, count * size). */
+void *CallocArray(size_t count, size_t size);
 
 void *MallocClass(unsigned cls, size_t size);
 void *CallocClass(unsigned cls, size_t size);
 void FreeClass(unsigned cls, void *ptr, size_t size);
 void *RemallocClass(unsigned cls, void *ptr, size_t old_size, size_t new_size);
 void *RecallocClass(unsigned cls, void *ptr, size_t old_size, size_t new_size);
+void *CallocArrayClass(unsigned cls, size_t count, size_t size);
 
 /* Returns every block of the class to the OS at once; nothing allocated in it may be used afterwards,
  * and no other thread may use the class during the call. Out-of-range classes are ignored. */

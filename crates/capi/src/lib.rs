@@ -52,6 +52,12 @@ pub extern "C" fn Calloc(size: usize) -> *mut u8 {
     CallocClass(0, size)
 }
 
+/// `CallocArray(count, size)`: `Calloc(count * size)` in class 0, NULL when the product overflows.
+#[no_mangle]
+pub extern "C" fn CallocArray(count: usize, size: usize) -> *mut u8 {
+    CallocArrayClass(0, count, size)
+}
+
 /// `Free(ptr, size)`: class 0.
 ///
 /// # Safety
@@ -98,6 +104,16 @@ pub extern "C" fn CallocClass(cls: u32, size: usize) -> *mut u8 {
         .map_or(ptr::null_mut(), NonNull::as_ptr)
 }
 
+/// `Calloc(count * size)` in class `cls`, as C's `calloc`: NULL when `count * size` overflows (or is 0),
+/// for a class out of range, or when memory is refused. Free with `FreeClass(cls, ptr, count * size)`.
+#[no_mangle]
+pub extern "C" fn CallocArrayClass(cls: u32, count: usize, size: usize) -> *mut u8 {
+    match count.checked_mul(size) {
+        Some(bytes) => CallocClass(cls, bytes),
+        None => ptr::null_mut(),
+    }
+}
+
 /// `Free` in class `cls`. NULL is ignored; a free that does not match an allocation aborts.
 ///
 /// # Safety
@@ -116,7 +132,8 @@ pub unsafe extern "C" fn FreeClass(cls: u32, ptr: *mut u8, size: usize) {
     }
 }
 
-/// `Remalloc` in class `cls`: NULL `ptr` allocates; NULL on failure, the old allocation untouched.
+/// `Remalloc` in class `cls`: NULL `ptr` allocates; NULL on failure, the old allocation untouched. A new
+/// size of 0 is a failure (NULL, `ptr` still allocated), not a free as C's `realloc(p, 0)` may be.
 ///
 /// # Safety
 /// `ptr` is NULL or a live allocation of class `cls` of `old_size` bytes.

@@ -33,6 +33,9 @@ pub enum FreeError {
     OwnerMismatch,
     /// A large allocation's pointer is not page-aligned, so it cannot be one of ours.
     Misaligned,
+    /// The pointer lies in no block of this allocator (checked mode): foreign, or its block was released
+    /// with its class.
+    Foreign,
 }
 
 impl fmt::Display for AllocError {
@@ -59,6 +62,9 @@ impl fmt::Display for FreeError {
             FreeError::OwnerMismatch => "free into another lifetime class than the allocation's",
             FreeError::Misaligned => {
                 "free of a large allocation at a pointer that is not page-aligned"
+            }
+            FreeError::Foreign => {
+                "free of a pointer in no block of this allocator (foreign, or its class was released)"
             }
         })
     }

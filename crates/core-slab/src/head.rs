@@ -14,12 +14,15 @@
 //! and so is a block that a pending free has just made partial, until that free settles it.
 
 use crate::block::{Block, ListTag, Popped};
+use crate::cache;
+use crate::checked;
 use crate::error::{AllocError, FreeError};
 use crate::geometry::ClassLayout;
-use crate::os::{self, PAGE_SIZE};
+use crate::os::PAGE_SIZE;
+use crate::pages::{self, Need, Return};
 use crate::sync::{
-    acquire, loom_const_fn, new_lock, read, write, AtomicUsize, Lock, LockedCounter, Ordering,
-    UnsafeCell,
+    acquire, loom_const_fn, new_lock, read, write, yield_now, AtomicUsize, Lock, LockedCounter,
+    MutexGuard, Ordering, UnsafeCell,
 };
 use core::ptr::{self, NonNull};
 
@@ -280,13 +283,34 @@ impl Head {
             // pending count keeps the block mapped. (65535 threads in that window: never, but not UB.)
             while block.pending() == u16::MAX {
                 drop(guard);
-                std::thread::yield_now();
+                yield_now();
                 guard = acquire(block.lock());
             }
             let pushed = block.push(ptr, layout)?;
-            if !pushed.was_full && !pushed.now_empty {
-                return Ok(());
+            if pushed.was_full || pushed.now_empty {
+                self.resettle::<B>(base, block, guard, layout);
             }
+            Ok(())
+        }
+    }
+
+    /// After pushes that changed a block's list membership (it was full, or it is now empty): marks the
+    /// block pending, re-takes the locks in order (head, then block) and settles it, unmapping it if it is
+    /// empty and not needed as the spare.
+    ///
+    /// # Safety
+    /// `guard` holds the lock of `block`, a mapped block of this head at `base`; the head lock is not held.
+    unsafe fn resettle<B: Block>(
+        &self,
+        base: NonNull<u8>,
+        block: &B,
+        guard: MutexGuard<'_, ()>,
+        layout: &ClassLayout,
+    ) {
+        // SAFETY: the block lock is held (guard) and the block is mapped; the pending count keeps it
+        // mapped while we re-take the locks in order; it is unmapped only below, under both locks, when
+        // empty and unpending.
+        unsafe {
             block.set_pending(block.pending() + 1);
             drop(guard);
 
@@ -296,6 +320,12 @@ impl Head {
             let mut lists = read(&self.lists);
             let release = self.settle::<B>(&mut lists, base, block, layout);
             write(&self.lists, lists);
+            // What the block's slots dirtied: the page source purges it (or keeps it for reuse).
+            let dirty = if release {
+                block.resident_bytes(layout)
+            } else {
+                0
+            };
             drop(guard);
             if release {
                 B::destroy(base);
@@ -308,10 +338,118 @@ impl Head {
             }
             drop(head_guard);
             if release {
-                os::unmap(base, layout.block_size());
+                pages::source().free(base, layout.block_shift, dirty, Return::Lazy);
             }
-            Ok(())
         }
+    }
+
+    /// Takes up to `want` slots for a thread cache, linked through their first words (null-terminated,
+    /// in address order for fresh slots) from the first block with a free slot, mapping a block when none
+    /// has one. The slots stay counted live by their block; the cache counts its own allocations, so the
+    /// head's allocation counters do not change.
+    pub(crate) fn refill<B: Block>(
+        &self,
+        class: u8,
+        owner: u8,
+        layout: &ClassLayout,
+        want: u32,
+    ) -> Result<(NonNull<u8>, u32), AllocError> {
+        debug_assert!(layout.slot_size as usize >= cache::MIN_CACHED_SLOT);
+        let _head = acquire(&self.lock);
+        // SAFETY: as in `alloc`: the head lock guards the lists, listed blocks are mapped, and each
+        // block's slot state is touched under its own lock, taken after the head's. Popped slots are
+        // ours, at least MIN_CACHED_SLOT bytes, so writing links into them is sound.
+        unsafe {
+            let mut lists = read(&self.lists);
+            let outcome = loop {
+                let base = match NonNull::new(lists.partial.first) {
+                    Some(base) => base,
+                    None => match self.map_block::<B>(class, owner, layout) {
+                        Ok(base) => {
+                            lists.move_to::<B>(base, ListTag::Partial, layout);
+                            base
+                        }
+                        Err(error) => break Err(error),
+                    },
+                };
+                let block = B::at(base);
+                let guard = acquire(block.lock());
+                let batch = block.pop_batch(layout, want);
+                if !block.has_free(layout) {
+                    lists.move_to::<B>(base, ListTag::Full, layout);
+                }
+                if lists.spare == base.as_ptr() {
+                    lists.spare = ptr::null_mut();
+                }
+                drop(guard);
+                if let Some(first) = NonNull::new(batch.first) {
+                    cache::write_link(batch.last, ptr::null_mut());
+                    self.resident_bytes.add_locked(batch.new_resident);
+                    break Ok((first, batch.count));
+                }
+            };
+            write(&self.lists, lists);
+            outcome
+        }
+    }
+
+    /// Returns a thread cache's list of slots (linked through their first words, null-terminated) to
+    /// their blocks, taking each block's lock once per run of consecutive slots in it. A slot that is not
+    /// a valid free of this head is skipped and reported (the first such error); the others still go back.
+    ///
+    /// # Safety
+    /// Every slot on the list lies in a mapped block of this head's class size (it was handed out by this
+    /// head and freed by its user); `layout` is the class's layout.
+    pub(crate) unsafe fn flush<B: Block>(
+        &self,
+        first: *mut u8,
+        class: u8,
+        owner: u8,
+        layout: &ClassLayout,
+    ) -> Result<(), (FreeError, NonNull<u8>)> {
+        let mask = !(layout.block_size() - 1);
+        let mut outcome = Ok(());
+        let mut cursor = first;
+        // SAFETY: per the contract each listed slot is in a mapped block; a run's slots are pushed under
+        // its block's lock, and `resettle` keeps the lock protocol of `free`.
+        unsafe {
+            while let Some(slot) = NonNull::new(cursor) {
+                let base = NonNull::new_unchecked((slot.as_ptr() as usize & mask) as *mut u8);
+                let block = B::at(base);
+                if block.class() != class || block.owner() != owner {
+                    let error = if block.class() != class {
+                        FreeError::ClassMismatch
+                    } else {
+                        FreeError::OwnerMismatch
+                    };
+                    cursor = cache::read_link(slot.as_ptr());
+                    outcome = outcome.and(Err((error, slot)));
+                    continue;
+                }
+                let mut guard = acquire(block.lock());
+                while block.pending() == u16::MAX {
+                    drop(guard);
+                    yield_now();
+                    guard = acquire(block.lock());
+                }
+                let run = block.push_run(slot, layout);
+                cursor = run.rest;
+                if let Some(refused) = run.refused {
+                    outcome = outcome.and(Err(refused));
+                }
+                if run.was_full || run.now_empty {
+                    self.resettle::<B>(base, block, guard, layout);
+                }
+            }
+        }
+        outcome
+    }
+
+    /// Folds a thread cache's net allocations (wrapping deltas) into the head's counters.
+    pub(crate) fn absorb(&self, objects: usize, bytes: usize) {
+        let _head = acquire(&self.lock);
+        self.allocated_objects.add_locked(objects);
+        self.allocated_bytes.add_locked(bytes);
     }
 
     /// Puts a block whose state changed where it belongs; returns whether it must be unmapped.
@@ -367,7 +505,7 @@ impl Head {
         }
     }
 
-    /// Maps and initialises a new block.
+    /// Takes a new block from the page source and initialises it.
     ///
     /// # Safety
     /// The head lock is held.
@@ -377,15 +515,35 @@ impl Head {
         owner: u8,
         layout: &ClassLayout,
     ) -> Result<NonNull<u8>, AllocError> {
-        let size = layout.block_size();
-        let base = os::map_aligned(size, size).ok_or(AllocError::OutOfMemory)?;
+        // Fresh: zero (the bump index relies on it), and only the header page resident (what we count).
+        let grant = pages::source()
+            .alloc(layout.block_shift, Need::Fresh)
+            .ok_or(AllocError::OutOfMemory)?;
+        let base = grant.ptr;
         if !B::can_link(base, layout) {
-            // SAFETY: just mapped, never shared.
-            unsafe { os::unmap(base, size) };
+            // SAFETY: just handed out, never shared.
+            unsafe { pages::source().free(base, layout.block_shift, grant.dirty, Return::Lazy) };
             return Err(AllocError::OutOfMemory);
         }
         // SAFETY: a fresh, zeroed, self-aligned block that nobody else knows yet.
         unsafe { B::init(base, class, owner, layout) };
+        if checked::CHECKED
+            && !checked::register_block(
+                base,
+                layout.block_size(),
+                layout.slot_size as usize,
+                class,
+                owner,
+            )
+        {
+            // SAFETY: initialised just above, never shared; unregistered, so destroy only drops it, and
+            // the block goes back to the source untouched.
+            unsafe {
+                B::destroy(base);
+                pages::source().free(base, layout.block_shift, grant.dirty, Return::Lazy);
+            }
+            return Err(AllocError::OutOfMemory);
+        }
         self.blocks.add_locked(1);
         self.resident_bytes.add_locked(PAGE_SIZE);
         Ok(base)
@@ -404,9 +562,14 @@ impl Head {
             for list in [lists.partial, lists.full] {
                 let mut cursor = list.first;
                 while let Some(base) = NonNull::new(cursor) {
-                    cursor = B::at(base).next(layout);
+                    let block = B::at(base);
+                    cursor = block.next(layout);
+                    let guard = acquire(block.lock());
+                    let dirty = block.resident_bytes(layout);
+                    drop(guard);
                     B::destroy(base);
-                    os::unmap(base, layout.block_size());
+                    // Now, not with hysteresis: a release gives the class's memory back at once.
+                    pages::source().free(base, layout.block_shift, dirty, Return::Now);
                 }
             }
             write(&self.lists, Lists::EMPTY);
@@ -445,7 +608,7 @@ impl Head {
                     self.blocks.sub_locked(1);
                     self.resident_bytes.sub_locked(resident);
                     B::destroy(base);
-                    os::unmap(base, layout.block_size());
+                    pages::source().free(base, layout.block_shift, resident, Return::Lazy);
                 }
             }
             write(&self.lists, lists);

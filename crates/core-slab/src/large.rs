@@ -1,17 +1,74 @@
-//! Sizes above the slab classes (or alignments above the slab's 4096): whole pages from the OS, with no
-//! header. A registry of live large allocations (address -> mapped length, outside the allocations) lets
-//! a free check its pointer and size, lets a whole slab be released, and tells which slab owns a pointer.
+//! Sizes above the slab classes (or alignments above the slab's 4096), with no header.
+//!
+//! - **Medium** (a block of at most [`MAX_MEDIUM_SIZE`], 4 MiB): a naturally aligned power-of-two block from
+//!   the page source (`pages.rs`), so every alignment up to the block size comes for free and no system
+//!   call is made while the source has room. The caller gets the whole pages it asked for; the rest of the
+//!   block is never touched, so it costs address space, not memory. Freed blocks go back with hysteresis.
+//! - **Huge** (anything larger): whole pages mapped on their own, resized with `mremap`.
+//!
+//! 4 MiB is where the buddy stops paying: above it the power-of-two rounding costs up to as much address
+//! space again, the `mmap` a huge allocation costs is small beside the faults of touching a thousand pages,
+//! and `mremap` resizes without copying where a block would be copied.
+//!
+//! A registry of live allocations per slab (address -> length, in memory mapped for it, outside the
+//! allocations) checks each free's pointer and size, lets a whole slab be released, and tells which slab
+//! owns a pointer; medium blocks belong to the slab whose registry holds them, although every slab shares
+//! the page source.
 
 use crate::error::{AllocError, FreeError};
 use crate::os::{self, page_round, PAGE_SIZE};
+use crate::pages::{self, Need, Release, Return};
 use crate::stats::LargeStats;
 use crate::sync::{
     acquire, loom_const_fn, new_lock, read, write, AtomicUsize, Lock, Ordering, UnsafeCell,
 };
 use core::ptr::{self, NonNull};
 
-/// An open-addressing hash table (linear probing, backward-shift deletion) of address -> length, in
-/// memory mapped for it.
+/// The order of the largest medium block.
+const MEDIUM_MAX_ORDER: u32 = 22;
+
+/// The largest block a medium allocation takes from the page source (size rounded up to pages, then to a
+/// power of two, at least the alignment); larger requests are mapped on their own.
+pub const MAX_MEDIUM_SIZE: usize = 1 << MEDIUM_MAX_ORDER;
+
+/// The order of the page-source block that serves `size` bytes aligned to `align` (a power of two), or
+/// `None` when the request is huge.
+#[inline]
+pub(crate) const fn medium_order(size: usize, align: usize) -> Option<u32> {
+    if size > MAX_MEDIUM_SIZE || align > MAX_MEDIUM_SIZE {
+        return None;
+    }
+    let len = (size + PAGE_SIZE - 1) & !(PAGE_SIZE - 1);
+    let span = if len > align { len } else { align };
+    let order = span.next_power_of_two().trailing_zeros();
+    Some(if order < pages::MIN_ORDER {
+        pages::MIN_ORDER
+    } else {
+        order
+    })
+}
+
+/// Which kind of allocation a free or resize expects.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// A page-source block of `2^order` bytes.
+    Medium(u32),
+    /// A mapping of its own.
+    Huge,
+}
+
+impl Kind {
+    /// The block size an entry of this kind records (0: a mapping of its own).
+    const fn block(self) -> usize {
+        match self {
+            Kind::Medium(order) => 1 << order,
+            Kind::Huge => 0,
+        }
+    }
+}
+
+/// An open-addressing hash table (linear probing, backward-shift deletion) of address -> entry, in memory
+/// mapped for it.
 #[derive(Clone, Copy)]
 struct Table {
     entries: *mut Entry,
@@ -23,7 +80,31 @@ struct Table {
 struct Entry {
     /// 0 marks an empty entry (no mapping starts at address 0).
     addr: usize,
+    /// The whole pages handed out (the usable length).
     len: usize,
+    /// The page-source block holding a medium allocation, 0 for a huge one (its mapping is `len`).
+    block: usize,
+    /// Medium: bytes from the start that may have been written (the most pages ever handed out, and what
+    /// the block held when the source handed it out), so a free knows what to purge.
+    touched: usize,
+}
+
+impl Entry {
+    const EMPTY: Entry = Entry {
+        addr: 0,
+        len: 0,
+        block: 0,
+        touched: 0,
+    };
+
+    /// Bytes of address space the allocation takes.
+    const fn mapped(&self) -> usize {
+        if self.block != 0 {
+            self.block
+        } else {
+            self.len
+        }
+    }
 }
 
 impl Table {
@@ -67,20 +148,20 @@ impl Table {
         }
     }
 
-    /// Inserts a new address; false when the table could not grow (the OS refused memory).
-    fn insert(&mut self, addr: usize, len: usize) -> bool {
+    /// Inserts a new entry; false when the table could not grow (the OS refused memory).
+    fn insert(&mut self, new: Entry) -> bool {
         if (self.len + 1) * 2 > self.capacity && !self.grow() {
             return false;
         }
         let mask = self.capacity - 1;
-        let mut index = self.home(addr);
+        let mut index = self.home(new.addr);
         // SAFETY: indices are masked to the capacity; the load factor stays below 1/2, so an empty
         // entry exists.
         unsafe {
             while (*self.entry(index)).addr != 0 {
                 index = (index + 1) & mask;
             }
-            *self.entry(index) = Entry { addr, len };
+            *self.entry(index) = new;
         }
         self.len += 1;
         true
@@ -90,7 +171,7 @@ impl Table {
         let mask = self.capacity - 1;
         // SAFETY: all indices are masked to the capacity of the mapped array.
         unsafe {
-            *self.entry(hole) = Entry { addr: 0, len: 0 };
+            *self.entry(hole) = Entry::EMPTY;
             // Backward shift: pull later entries of the probe run into the hole when their home allows.
             let mut index = (hole + 1) & mask;
             loop {
@@ -103,7 +184,7 @@ impl Table {
                 let distance_hole = index.wrapping_sub(hole) & mask;
                 if distance_home >= distance_hole {
                     *self.entry(hole) = entry;
-                    *self.entry(index) = Entry { addr: 0, len: 0 };
+                    *self.entry(index) = Entry::EMPTY;
                     hole = index;
                 }
                 index = (index + 1) & mask;
@@ -128,7 +209,7 @@ impl Table {
             // SAFETY: index < old.capacity of the old mapped array.
             let entry = unsafe { *old.entry(index) };
             if entry.addr != 0 {
-                self.insert(entry.addr, entry.len);
+                self.insert(entry);
             }
         }
         old.unmap();
@@ -178,7 +259,7 @@ impl Large {
         let mut mapped_bytes = 0;
         for index in 0..table.capacity {
             // SAFETY: index < capacity of the mapped array.
-            mapped_bytes += unsafe { (*table.entry(index)).len };
+            mapped_bytes += unsafe { (*table.entry(index)).mapped() };
         }
         LargeStats {
             live_objects: table.len,
@@ -204,11 +285,51 @@ impl Large {
         self.with_table(|table| table.find(ptr.as_ptr() as usize).is_some())
     }
 
-    /// Maps `size` bytes aligned to `align` (a power of two); the slice is the whole pages mapped.
-    pub(crate) fn alloc(&self, size: usize, align: usize) -> Result<NonNull<[u8]>, AllocError> {
+    /// Takes a block of `2^order` bytes from the page source for `size` bytes (a medium request); the
+    /// slice is the whole pages asked for, and the flag says whether they are known to be zero (always
+    /// when `zeroed`).
+    pub(crate) fn alloc_medium(
+        &self,
+        order: u32,
+        size: usize,
+        zeroed: bool,
+    ) -> Result<(NonNull<[u8]>, bool), AllocError> {
+        let len = page_round(size).ok_or(AllocError::TooLarge)?;
+        let need = if zeroed { Need::Zeroed } else { Need::Any };
+        let grant = pages::source()
+            .alloc(order, need)
+            .ok_or(AllocError::OutOfMemory)?;
+        let entry = Entry {
+            addr: grant.ptr.as_ptr() as usize,
+            len,
+            block: 1 << order,
+            touched: len.max(grant.dirty),
+        };
+        if !self.with_table(|table| table.insert(entry)) {
+            // SAFETY: just handed out by the source, never given to anyone.
+            unsafe { pages::source().free(grant.ptr, order, grant.dirty, Return::Lazy) };
+            return Err(AllocError::OutOfMemory);
+        }
+        self.live_bytes.fetch_add(size, Ordering::Relaxed);
+        Ok((NonNull::slice_from_raw_parts(grant.ptr, len), grant.zeroed))
+    }
+
+    /// Maps `size` bytes aligned to `align` (a power of two) on their own (a huge request); the slice is the
+    /// whole pages mapped.
+    pub(crate) fn alloc_huge(
+        &self,
+        size: usize,
+        align: usize,
+    ) -> Result<NonNull<[u8]>, AllocError> {
         let len = page_round(size).ok_or(AllocError::TooLarge)?;
         let ptr = os::map_aligned(len, align.max(PAGE_SIZE)).ok_or(AllocError::OutOfMemory)?;
-        if !self.with_table(|table| table.insert(ptr.as_ptr() as usize, len)) {
+        let entry = Entry {
+            addr: ptr.as_ptr() as usize,
+            len,
+            block: 0,
+            touched: 0,
+        };
+        if !self.with_table(|table| table.insert(entry)) {
             // SAFETY: just mapped, never handed out.
             unsafe { os::unmap(ptr, len) };
             return Err(AllocError::OutOfMemory);
@@ -217,39 +338,89 @@ impl Large {
         Ok(NonNull::slice_from_raw_parts(ptr, len))
     }
 
-    /// Unmaps an allocation of `size` bytes, after checking that it is one.
+    /// Frees an allocation of `size` bytes of `kind`, after checking that it is one: a pointer this slab
+    /// did not hand out (interior, foreign, already freed) or a size or alignment of another length or
+    /// block is refused and changes nothing.
     ///
     /// # Safety
-    /// If `ptr` is a live large allocation of this slab, it is not used afterwards.
-    pub(crate) unsafe fn free(&self, ptr: NonNull<u8>, size: usize) -> Result<(), FreeError> {
+    /// If `ptr` is a live allocation of this slab, it is not used afterwards.
+    pub(crate) unsafe fn free(
+        &self,
+        ptr: NonNull<u8>,
+        size: usize,
+        kind: Kind,
+    ) -> Result<(), FreeError> {
         if ptr.as_ptr() as usize % PAGE_SIZE != 0 {
             return Err(FreeError::Misaligned);
         }
         let len = page_round(size).ok_or(FreeError::ClassMismatch)?;
-        self.with_table(|table| match table.find(ptr.as_ptr() as usize) {
-            None => Err(FreeError::NotASlot),
-            Some(index) => {
-                // SAFETY: index was just found in the mapped array.
-                if unsafe { (*table.entry(index)).len } != len {
-                    return Err(FreeError::ClassMismatch);
-                }
-                table.remove_at(index);
-                Ok(())
+        let undo = self.with_table(|table| {
+            let index = table
+                .find(ptr.as_ptr() as usize)
+                .ok_or(FreeError::NotASlot)?;
+            // SAFETY: index was just found in the mapped array.
+            let entry = unsafe { *table.entry(index) };
+            if entry.len != len || entry.block != kind.block() {
+                return Err(FreeError::ClassMismatch);
             }
+            let undo = match kind {
+                // The source checks the block too (order, start) before anything changes.
+                // SAFETY: the registry says the block is this slab's live allocation; the registry's lock
+                // keeps any other free of it out until the entry is gone.
+                Kind::Medium(order) => Undo::Block(unsafe {
+                    pages::source().begin_free(ptr, order, entry.touched, Return::Lazy)
+                }?),
+                Kind::Huge => Undo::Mapping(len),
+            };
+            table.remove_at(index);
+            Ok(undo)
         })?;
-        // SAFETY: the registry held this mapping of `len` bytes; the caller no longer uses it.
-        unsafe { os::unmap(ptr, len) };
+        // SAFETY: the allocation left the registry above; the caller no longer uses it.
+        unsafe { undo.run(ptr) };
         self.live_bytes.fetch_sub(size, Ordering::Relaxed);
         Ok(())
     }
 
-    /// Resizes a large allocation, in place where the OS allows, else by moving its pages (mremap: no copy);
+    /// Resizes a medium allocation within its block (the caller checked that `new_size` needs a block of
+    /// the same order): the pointer stays, the slice is the whole pages now handed out.
+    ///
+    /// # Safety
+    /// `ptr` is a live medium allocation of this slab of `old_size` bytes in a block of `2^order` bytes.
+    pub(crate) unsafe fn resize_medium(
+        &self,
+        ptr: NonNull<u8>,
+        old_size: usize,
+        new_size: usize,
+        order: u32,
+    ) -> Result<NonNull<[u8]>, AllocError> {
+        let old_len = page_round(old_size).ok_or(AllocError::TooLarge)?;
+        let new_len = page_round(new_size).ok_or(AllocError::TooLarge)?;
+        debug_assert!(new_len <= 1 << order);
+        self.with_table(|table| {
+            let index = table
+                .find(ptr.as_ptr() as usize)
+                .ok_or(AllocError::NotAllocated(FreeError::NotASlot))?;
+            // SAFETY: index was just found in the mapped array.
+            let entry = unsafe { &mut *table.entry(index) };
+            if entry.len != old_len || entry.block != 1 << order {
+                return Err(AllocError::NotAllocated(FreeError::ClassMismatch));
+            }
+            entry.len = new_len;
+            entry.touched = entry.touched.max(new_len);
+            Ok(())
+        })?;
+        self.live_bytes
+            .fetch_add(new_size.wrapping_sub(old_size), Ordering::Relaxed);
+        Ok(NonNull::slice_from_raw_parts(ptr, new_len))
+    }
+
+    /// Resizes a huge allocation, in place where the OS allows, else by moving its pages (mremap: no copy);
     /// the slice is the whole pages now mapped. Alignments above a page can only be kept in place; the
     /// caller copies otherwise.
     ///
     /// # Safety
-    /// `ptr` is a live allocation of this path of `old_size` bytes, aligned to `align`.
-    pub(crate) unsafe fn resize(
+    /// `ptr` is a live huge allocation of `old_size` bytes, aligned to `align`.
+    pub(crate) unsafe fn resize_huge(
         &self,
         ptr: NonNull<u8>,
         old_size: usize,
@@ -263,7 +434,8 @@ impl Large {
                 .find(ptr.as_ptr() as usize)
                 .ok_or(AllocError::NotAllocated(FreeError::NotASlot))?;
             // SAFETY: index was just found in the mapped array.
-            if unsafe { (*table.entry(index)).len } != old_len {
+            let entry = unsafe { *table.entry(index) };
+            if entry.len != old_len || entry.block != 0 {
                 return Err(AllocError::NotAllocated(FreeError::ClassMismatch));
             }
             let moved = if old_len == new_len {
@@ -279,7 +451,12 @@ impl Large {
                 let moved = unsafe { os::remap(ptr, old_len, new_len, may_move) }
                     .ok_or(AllocError::OutOfMemory)?;
                 table.remove_at(index);
-                let inserted = table.insert(moved.as_ptr() as usize, new_len);
+                let inserted = table.insert(Entry {
+                    addr: moved.as_ptr() as usize,
+                    len: new_len,
+                    block: 0,
+                    touched: 0,
+                });
                 debug_assert!(inserted, "room was made above");
                 moved
             };
@@ -289,7 +466,8 @@ impl Large {
         })
     }
 
-    /// Unmaps every large allocation and the registry.
+    /// Gives back every allocation (medium blocks to the page source, purged at once; huge mappings to the
+    /// OS) and unmaps the registry.
     ///
     /// # Safety
     /// None of the allocations is used during or after the call.
@@ -298,13 +476,42 @@ impl Large {
         for index in 0..table.capacity {
             // SAFETY: index < capacity of the mapped array, which nobody else references now.
             let entry = unsafe { *table.entry(index) };
-            if let Some(addr) = NonNull::new(entry.addr as *mut u8) {
-                // SAFETY: per the contract the caller gave up every allocation.
-                unsafe { os::unmap(addr, entry.len) };
+            let Some(addr) = NonNull::new(entry.addr as *mut u8) else {
+                continue;
+            };
+            // SAFETY: per the contract the caller gave up every allocation; each entry is a live block of
+            // the page source or a mapping of its own.
+            unsafe {
+                if entry.block != 0 {
+                    let order = entry.block.trailing_zeros();
+                    pages::source().free(addr, order, entry.touched, Return::Now);
+                } else {
+                    os::unmap(addr, entry.len);
+                }
             }
         }
         table.unmap();
         self.live_bytes.store(0, Ordering::Relaxed);
+    }
+}
+
+/// What is left of a free once its allocation is out of the registry, done outside the registry's lock.
+enum Undo {
+    /// A medium block: the page source's second half of the free.
+    Block(Release),
+    /// A huge mapping of this many bytes.
+    Mapping(usize),
+}
+
+impl Undo {
+    /// # Safety
+    /// `ptr` is the allocation this was made for, out of the registry and no longer used.
+    unsafe fn run(self, ptr: NonNull<u8>) {
+        match self {
+            Undo::Block(release) => pages::source().finish(release),
+            // SAFETY: per the contract the mapping is ours and unused.
+            Undo::Mapping(len) => unsafe { os::unmap(ptr, len) },
+        }
     }
 }
 

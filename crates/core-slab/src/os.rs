@@ -2,9 +2,40 @@
 //! as `MAP_FAILED` escaping to a caller (the seed's bug 5).
 
 use core::ptr::NonNull;
+use core::sync::atomic::{AtomicUsize, Ordering};
 
 /// The page size this crate is built for; checked against the OS once in tests.
 pub const PAGE_SIZE: usize = 4096;
+
+// Process-wide counts of the system calls made here (refused ones included): a relaxed increment beside a
+// system call costs nothing measurable, and tests and benchmarks read them to count what a workload costs.
+static MAPS: AtomicUsize = AtomicUsize::new(0);
+static UNMAPS: AtomicUsize = AtomicUsize::new(0);
+static REMAPS: AtomicUsize = AtomicUsize::new(0);
+static PURGES: AtomicUsize = AtomicUsize::new(0);
+
+/// How many memory system calls this crate has made in this process, refused ones included.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OsCounts {
+    /// `mmap` calls.
+    pub maps: usize,
+    /// `munmap` calls.
+    pub unmaps: usize,
+    /// `mremap` calls.
+    pub remaps: usize,
+    /// `madvise(MADV_DONTNEED)` calls.
+    pub purges: usize,
+}
+
+/// The counts so far (each exact; the four are read one after the other).
+pub fn counts() -> OsCounts {
+    OsCounts {
+        maps: MAPS.load(Ordering::Relaxed),
+        unmaps: UNMAPS.load(Ordering::Relaxed),
+        remaps: REMAPS.load(Ordering::Relaxed),
+        purges: PURGES.load(Ordering::Relaxed),
+    }
+}
 
 /// Rounds `size` up to whole pages; `None` when that overflows or exceeds `isize::MAX`.
 #[inline]
@@ -19,14 +50,26 @@ pub const fn page_round(size: usize) -> Option<usize> {
 
 /// Maps `len` bytes (a multiple of the page size) of zeroed, lazily backed memory.
 pub fn map(len: usize) -> Option<NonNull<u8>> {
+    map_with(len, 0)
+}
+
+/// Reserves `len` bytes (a multiple of the page size) of zeroed address space, readable and writable but
+/// without swap space set aside (`MAP_NORESERVE`): pages are backed when first touched, like any anonymous
+/// memory, and a large reservation costs no commit charge. It still counts against `RLIMIT_AS`.
+pub fn reserve(len: usize) -> Option<NonNull<u8>> {
+    map_with(len, libc::MAP_NORESERVE)
+}
+
+fn map_with(len: usize, extra_flags: libc::c_int) -> Option<NonNull<u8>> {
     debug_assert!(len > 0 && len % PAGE_SIZE == 0);
+    MAPS.fetch_add(1, Ordering::Relaxed);
     // SAFETY: an anonymous private mapping at an address of the kernel's choice touches no existing memory.
     let addr = unsafe {
         libc::mmap(
             core::ptr::null_mut(),
             len,
             libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | extra_flags,
             -1,
             0,
         )
@@ -68,6 +111,7 @@ pub fn map_aligned(len: usize, align: usize) -> Option<NonNull<u8>> {
 /// # Safety
 /// `ptr .. ptr + len` is mapped by this module and nothing refers to it any more.
 pub unsafe fn unmap(ptr: NonNull<u8>, len: usize) {
+    UNMAPS.fetch_add(1, Ordering::Relaxed);
     // SAFETY: the caller hands over the range; munmap of a mapped range cannot fail except for bad
     // arguments, which the caller's contract excludes.
     let result = unsafe { libc::munmap(ptr.as_ptr().cast(), len) };
@@ -81,6 +125,7 @@ pub unsafe fn unmap(ptr: NonNull<u8>, len: usize) {
 /// The range is page-aligned, mapped by this module, and its contents are no longer needed.
 pub unsafe fn purge(ptr: NonNull<u8>, len: usize) {
     debug_assert!(ptr.as_ptr() as usize % PAGE_SIZE == 0 && len % PAGE_SIZE == 0);
+    PURGES.fetch_add(1, Ordering::Relaxed);
     // SAFETY: per the contract the range is ours and disposable; MADV_DONTNEED on a private anonymous
     // mapping only drops its pages.
     let result = unsafe { libc::madvise(ptr.as_ptr().cast(), len, libc::MADV_DONTNEED) };
@@ -100,6 +145,7 @@ pub unsafe fn remap(
     may_move: bool,
 ) -> Option<NonNull<u8>> {
     let flags = if may_move { libc::MREMAP_MAYMOVE } else { 0 };
+    REMAPS.fetch_add(1, Ordering::Relaxed);
     // SAFETY: the caller guarantees the old range is ours; mremap either moves it whole or fails leaving it
     // untouched.
     let addr = unsafe { libc::mremap(ptr.as_ptr().cast(), old_len, new_len, flags) };

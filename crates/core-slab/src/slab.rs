@@ -2,22 +2,32 @@
 //! seed's size-only functions with power-of-two classes), and the large path.
 
 use crate::block::{with_block_type, Block, Popped};
+use crate::cache::{self, SlabCache};
+use crate::checked;
 use crate::class::{SizeClass, CLASS_COUNT};
 use crate::error::{AllocError, FreeError};
 use crate::geometry::{resolve, BlockGeometry, ClassLayout, SeedConfig, SlabConfig};
 use crate::head::Head;
-use crate::large::Large;
+use crate::large::{medium_order, Kind, Large};
 use crate::os::PAGE_SIZE;
 use crate::stats::{ClassStats, LargeStats, Totals};
 use core::alloc::Layout;
 use core::marker::PhantomData;
+use core::pin::Pin;
 use core::ptr::NonNull;
+
+mod cached;
+use cached::Registry;
 
 /// Where a request is served.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Route {
+    /// A slot of a size class.
     Small(SizeClass),
-    Large { align: usize },
+    /// A block of `2^order` bytes from the page source (naturally aligned).
+    Medium { order: u32 },
+    /// Whole pages mapped on their own.
+    Huge { align: usize },
 }
 
 /// A `Layout` from raw numbers, with the reason when there is none.
@@ -34,10 +44,13 @@ fn route_layout(size: usize, align: usize) -> Result<Route, AllocError> {
     if size == 0 {
         return Err(AllocError::ZeroSize);
     }
-    match SizeClass::for_layout(size, align) {
-        Some(class) => Ok(Route::Small(class)),
+    if let Some(class) = SizeClass::for_layout(size, align) {
+        return Ok(Route::Small(class));
+    }
+    match medium_order(size, align) {
+        Some(order) => Ok(Route::Medium { order }),
         None if size > isize::MAX as usize - (align - 1) => Err(AllocError::TooLarge),
-        None => Ok(Route::Large { align }),
+        None => Ok(Route::Huge { align }),
     }
 }
 
@@ -47,17 +60,30 @@ fn route_size(size: usize) -> Result<Route, AllocError> {
     if size == 0 {
         return Err(AllocError::ZeroSize);
     }
-    match SizeClass::for_size_pow2(size) {
-        Some(class) => Ok(Route::Small(class)),
+    if let Some(class) = SizeClass::for_size_pow2(size) {
+        return Ok(Route::Small(class));
+    }
+    match medium_order(size, PAGE_SIZE) {
+        Some(order) => Ok(Route::Medium { order }),
         None if size > isize::MAX as usize => Err(AllocError::TooLarge),
-        None => Ok(Route::Large { align: PAGE_SIZE }),
+        None => Ok(Route::Huge { align: PAGE_SIZE }),
     }
 }
 
 /// Routes a free's size-only request; the free-side twin of `route_size`.
 #[inline(always)]
 fn route_size_for_free(size: usize) -> Result<Route, FreeError> {
-    route_size(size).map_err(|_| FreeError::ZeroSize)
+    route_size(size).map_err(refused_free)
+}
+
+/// Why a free (or the old side of a reallocation) with a size that routes nowhere is refused: size 0, or
+/// a size no allocation can have (its rounding overflows), which is another class than the allocation's.
+#[cold]
+fn refused_free(error: AllocError) -> FreeError {
+    match error {
+        AllocError::ZeroSize => FreeError::ZeroSize,
+        _ => FreeError::ClassMismatch,
+    }
 }
 
 /// A size-class slab allocator with no per-allocation metadata.
@@ -87,6 +113,8 @@ pub struct Slab<C: SlabConfig = SeedConfig> {
     large: Large,
     /// Written into every block header, so a layer above can tell which slab a pointer belongs to.
     owner: u8,
+    /// The thread caches attached to this slab.
+    caches: Registry,
     _config: PhantomData<fn() -> C>,
 }
 
@@ -116,6 +144,7 @@ impl<C: SlabConfig> Slab<C> {
             heads: [const { Head::new() }; CLASS_COUNT],
             large: Large::new(),
             owner: 0,
+            caches: Registry::new(),
             _config: PhantomData,
         }
     }
@@ -128,6 +157,7 @@ impl<C: SlabConfig> Slab<C> {
             heads: core::array::from_fn(|_| Head::new()),
             large: Large::new(),
             owner: 0,
+            caches: Registry::new(),
             _config: PhantomData,
         }
     }
@@ -175,7 +205,7 @@ impl<C: SlabConfig> Slab<C> {
     /// between the requested size and the usable length returned, and is not used afterwards.
     #[inline]
     pub unsafe fn dealloc(&self, ptr: NonNull<u8>, layout: Layout) -> Result<(), FreeError> {
-        let route = route_layout(layout.size(), layout.align()).map_err(|_| FreeError::ZeroSize)?;
+        let route = route_layout(layout.size(), layout.align()).map_err(refused_free)?;
         // SAFETY: forwarded contract.
         unsafe { self.free_routed(ptr, route, layout.size()) }
     }
@@ -194,10 +224,10 @@ impl<C: SlabConfig> Slab<C> {
         new_size: usize,
     ) -> Result<NonNull<[u8]>, AllocError> {
         let old = route_layout(layout.size(), layout.align())
-            .map_err(|_| AllocError::NotAllocated(FreeError::ZeroSize))?;
+            .map_err(|error| AllocError::NotAllocated(refused_free(error)))?;
         let new = route_layout(new_size, layout.align())?;
         // SAFETY: forwarded contract.
-        unsafe { self.realloc_routed(ptr, old, layout.size(), new, new_size) }
+        unsafe { self.realloc_routed(None, ptr, old, layout.size(), new, new_size) }
     }
 
     /// Allocates `size` bytes aligned to `align`, given as raw numbers (as C's `aligned_alloc` gets them):
@@ -252,10 +282,10 @@ impl<C: SlabConfig> Slab<C> {
         new_size: usize,
     ) -> Result<NonNull<u8>, AllocError> {
         let old =
-            route_size(old_size).map_err(|_| AllocError::NotAllocated(FreeError::ZeroSize))?;
+            route_size(old_size).map_err(|error| AllocError::NotAllocated(refused_free(error)))?;
         let new = route_size(new_size)?;
         // SAFETY: forwarded contract.
-        unsafe { self.realloc_routed(ptr, old, old_size, new, new_size) }.map(|p| p.cast())
+        unsafe { self.realloc_routed(None, ptr, old, old_size, new, new_size) }.map(|p| p.cast())
     }
 
     /// As [`remalloc`](Self::remalloc), zeroing the grown tail `old_size .. new_size`.
@@ -294,11 +324,15 @@ impl<C: SlabConfig> Slab<C> {
             Route::Small(class) => {
                 let geometry = &Self::LAYOUTS[class.index()];
                 let base = ptr.as_ptr() as usize & !(geometry.block_size() - 1);
+                if checked::CHECKED {
+                    // A stale or foreign pointer's block may be unmapped: ask the registry instead.
+                    return checked::owner_of(base);
+                }
                 let base = NonNull::new(base as *mut u8)?;
                 // SAFETY: per the contract the block holding the live slot is mapped and initialised.
                 Some(with_block_type!(geometry.kind, B => unsafe { B::at(base).owner() }))
             }
-            Route::Large { .. } => None,
+            Route::Medium { .. } | Route::Huge { .. } => None,
         }
     }
 
@@ -314,6 +348,10 @@ impl<C: SlabConfig> Slab<C> {
     /// No other thread allocates from or frees into this slab during the call, and no allocation made by
     /// it before the call is used or freed afterwards.
     pub unsafe fn release(&self) {
+        // Thread caches hold slots of the blocks about to go: they forget them (the contract keeps their
+        // owners out of this slab's calls; an owner exiting waits for the registry lock held here).
+        // SAFETY: per the contract no other thread uses the slab, so no owner is in a cached call.
+        let _registry = unsafe { self.caches.forget_all() };
         for class in SizeClass::all() {
             let layout = &Self::LAYOUTS[class.index()];
             let head = &self.heads[class.index()];
@@ -333,12 +371,15 @@ impl<C: SlabConfig> Slab<C> {
 
     /// The counters of `class`.
     pub fn class_stats(&self, class: SizeClass) -> ClassStats {
+        // Caches first: objects move from a cache's count to the head's only under the registry lock, so
+        // taking it keeps them from being counted twice or missed.
+        let (cached_objects, cached_bytes, _registry) = self.caches.live(class);
         let counts = self.heads[class.index()].counts();
         ClassStats {
             class,
             geometry: self.geometry(class),
-            live_objects: counts.live_objects,
-            live_bytes: counts.live_bytes,
+            live_objects: counts.live_objects.wrapping_add(cached_objects),
+            live_bytes: counts.live_bytes.wrapping_add(cached_bytes),
             blocks: counts.blocks,
             resident_bytes: counts.resident_bytes,
         }
@@ -376,6 +417,58 @@ impl<C: SlabConfig> Slab<C> {
 
     // ----- the shared paths ------------------------------------------------------------------------
 
+    /// Every class's block size, for checked mode's diagnosis of a wrong size.
+    const BLOCK_SIZES: [usize; CLASS_COUNT] = {
+        let mut sizes = [0; CLASS_COUNT];
+        let mut index = 0;
+        while index < CLASS_COUNT {
+            sizes[index] = Self::LAYOUTS[index].block_size();
+            index += 1;
+        }
+        sizes
+    };
+
+    /// Checked mode: verifies a free of a slot of `class` before anything changes.
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn check_free(&self, ptr: NonNull<u8>, class: SizeClass) -> Result<(), FreeError> {
+        let layout = &Self::LAYOUTS[class.index()];
+        let is_slot_start =
+            |offset| with_block_type!(layout.kind, B => B::is_slot_start(offset, layout));
+        let base = ptr.as_ptr() as usize & !(layout.block_size() - 1);
+        let was_handed_out = |offset| {
+            with_block_type!(layout.kind, B => {
+                // SAFETY: called only once the block at `base` is known registered (mapped, of this
+                // class, so of type B) under the registry lock, which keeps it mapped; its own lock is
+                // taken (registry before block: no path takes them in the other order).
+                unsafe {
+                    let block = B::at(NonNull::new_unchecked(base as *mut u8));
+                    let _guard = crate::sync::acquire(block.lock());
+                    block.was_handed_out(offset, layout)
+                }
+            })
+        };
+        checked::on_free(
+            ptr,
+            &checked::Claim {
+                class: class.index() as u8,
+                owner: self.owner,
+                block_size: layout.block_size(),
+                block_sizes: &Self::BLOCK_SIZES,
+                is_slot_start: &is_slot_start,
+                was_handed_out: &was_handed_out,
+            },
+        )
+    }
+
+    /// Checked mode: records that a slot of `class` was handed out.
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn check_alloc(&self, slot: NonNull<u8>, class: SizeClass) {
+        let base = slot.as_ptr() as usize & !(Self::LAYOUTS[class.index()].block_size() - 1);
+        checked::on_alloc(base, slot);
+    }
+
     /// Allocates; returns the usable slice and whether its memory is known to be zero.
     #[inline]
     fn alloc_routed(
@@ -392,6 +485,10 @@ impl<C: SlabConfig> Slab<C> {
                 let popped: Popped = with_block_type!(layout.kind, B => {
                     head.alloc::<B>(tag, self.owner, layout, size)
                 })?;
+                cache::unpoison_slot(popped.slot, class);
+                if checked::CHECKED {
+                    self.check_alloc(popped.slot, class);
+                }
                 let slot_size = layout.slot_size as usize;
                 if zeroed && !popped.fresh {
                     // SAFETY: the slot is ours and slot_size bytes long.
@@ -402,7 +499,8 @@ impl<C: SlabConfig> Slab<C> {
                     popped.fresh,
                 ))
             }
-            Route::Large { align } => Ok((self.large.alloc(size, align)?, true)),
+            Route::Medium { order } => self.large.alloc_medium(order, size, zeroed),
+            Route::Huge { align } => Ok((self.large.alloc_huge(size, align)?, true)),
         }
     }
 
@@ -417,27 +515,53 @@ impl<C: SlabConfig> Slab<C> {
     ) -> Result<(), FreeError> {
         match route {
             Route::Small(class) => {
-                let layout = &Self::LAYOUTS[class.index()];
-                let head = &self.heads[class.index()];
-                let base_addr = ptr.as_ptr() as usize & !(layout.block_size() - 1);
-                let base = NonNull::new(base_addr as *mut u8).ok_or(FreeError::NotASlot)?;
-                let tag = class.index() as u8;
-                // SAFETY: per the contract ptr is a live slot of this class, so `base` is its mapped block.
-                with_block_type!(layout.kind, B => unsafe {
-                    head.free::<B>(base, ptr, tag, self.owner, layout)
-                })?;
-                head.count_free(size);
-                Ok(())
+                if checked::CHECKED {
+                    self.check_free(ptr, class)?;
+                }
+                // SAFETY: forwarded contract.
+                unsafe { self.free_small_locked(ptr, class, size) }
             }
-            // SAFETY: per the contract ptr is a live large allocation of `size` bytes.
-            Route::Large { .. } => unsafe { self.large.free(ptr, size) },
+            // SAFETY: per the contract ptr is a live medium allocation of `size` bytes.
+            Route::Medium { order } => unsafe { self.large.free(ptr, size, Kind::Medium(order)) },
+            // SAFETY: per the contract ptr is a live huge allocation of `size` bytes.
+            Route::Huge { .. } => unsafe { self.large.free(ptr, size, Kind::Huge) },
         }
+    }
+
+    /// Returns a slot of `class` to its block under the locks (no checked-mode check: done by callers).
+    ///
+    /// # Safety
+    /// `ptr` is a live slot of `class` of this slab with `size` requested bytes, not used afterwards.
+    pub(crate) unsafe fn free_small_locked(
+        &self,
+        ptr: NonNull<u8>,
+        class: SizeClass,
+        size: usize,
+    ) -> Result<(), FreeError> {
+        let layout = &Self::LAYOUTS[class.index()];
+        let head = &self.heads[class.index()];
+        let base_addr = ptr.as_ptr() as usize & !(layout.block_size() - 1);
+        let base = NonNull::new(base_addr as *mut u8).ok_or(FreeError::NotASlot)?;
+        let tag = class.index() as u8;
+        // Poisoned while still ours: once pushed, another thread may hand the slot out again.
+        cache::poison_slot(ptr, class);
+        // SAFETY: per the contract ptr is a live slot of this class, so `base` is its mapped block.
+        let freed = with_block_type!(layout.kind, B => unsafe {
+            head.free::<B>(base, ptr, tag, self.owner, layout)
+        });
+        if freed.is_err() {
+            cache::unpoison_slot(ptr, class);
+        }
+        freed?;
+        head.count_free(size);
+        Ok(())
     }
 
     /// # Safety
     /// `ptr` is a live allocation routed to `old` with `old_size` bytes.
     unsafe fn realloc_routed(
         &self,
+        cache: Option<Pin<&SlabCache>>,
         ptr: NonNull<u8>,
         old: Route,
         old_size: usize,
@@ -446,16 +570,37 @@ impl<C: SlabConfig> Slab<C> {
     ) -> Result<NonNull<[u8]>, AllocError> {
         match (old, new) {
             (Route::Small(old_class), Route::Small(new_class)) if old_class == new_class => {
-                let head = &self.heads[old_class.index()];
-                head.count_resize(old_size, new_size);
+                // The free's tag checks, for a resize that stays in its slot: a pointer of another
+                // class or another slab (lifetime class) is refused, not counted here.
+                let layout = &Self::LAYOUTS[old_class.index()];
+                let base_addr = ptr.as_ptr() as usize & !(layout.block_size() - 1);
+                let base = NonNull::new(base_addr as *mut u8)
+                    .ok_or(AllocError::NotAllocated(FreeError::NotASlot))?;
+                // SAFETY: per the contract ptr is a live slot of this class, so `base` is its mapped
+                // block; the tags are written when the block is mapped and never change.
+                let (class, owner) = with_block_type!(layout.kind, B => unsafe {
+                    let block = B::at(base);
+                    (block.class(), block.owner())
+                });
+                if class != old_class.index() as u8 {
+                    return Err(AllocError::NotAllocated(FreeError::ClassMismatch));
+                }
+                if owner != self.owner {
+                    return Err(AllocError::NotAllocated(FreeError::OwnerMismatch));
+                }
+                self.count_resize_via(cache, old_class, old_size, new_size);
                 Ok(NonNull::slice_from_raw_parts(ptr, old_class.slot_size()))
             }
-            (Route::Large { align }, Route::Large { .. }) if align <= PAGE_SIZE => {
-                // SAFETY: per the contract ptr is a live large allocation of old_size bytes.
-                unsafe { self.large.resize(ptr, old_size, new_size, align) }
+            (Route::Medium { order }, Route::Medium { order: new_order }) if order == new_order => {
+                // SAFETY: per the contract ptr is a live medium allocation of old_size bytes.
+                unsafe { self.large.resize_medium(ptr, old_size, new_size, order) }
+            }
+            (Route::Huge { align }, Route::Huge { .. }) if align <= PAGE_SIZE => {
+                // SAFETY: per the contract ptr is a live huge allocation of old_size bytes.
+                unsafe { self.large.resize_huge(ptr, old_size, new_size, align) }
             }
             _ => {
-                let (fresh, _) = self.alloc_routed(new, new_size, false)?;
+                let fresh = self.alloc_via(cache, new, new_size, false)?;
                 // SAFETY: both allocations are live and distinct; min(old, new) bytes fit in both.
                 unsafe {
                     core::ptr::copy_nonoverlapping(
@@ -465,9 +610,9 @@ impl<C: SlabConfig> Slab<C> {
                     );
                 }
                 // SAFETY: per the contract; on failure the new block is given back and the error reported.
-                if let Err(error) = unsafe { self.free_routed(ptr, old, old_size) } {
+                if let Err(error) = unsafe { self.free_via(cache, ptr, old, old_size) } {
                     // SAFETY: `fresh` was just allocated with this route and size.
-                    let _ = unsafe { self.free_routed(fresh.cast(), new, new_size) };
+                    let _ = unsafe { self.free_via(cache, fresh.cast(), new, new_size) };
                     return Err(AllocError::NotAllocated(error));
                 }
                 Ok(fresh)
@@ -480,6 +625,7 @@ impl<C: SlabConfig> Drop for Slab<C> {
     /// Unmaps every block that holds no live allocation. Blocks that still hold live allocations stay
     /// mapped: their slots are in use by whoever allocated them.
     fn drop(&mut self) {
+        self.orphan_caches();
         for class in SizeClass::all() {
             let layout = &Self::LAYOUTS[class.index()];
             let head = &self.heads[class.index()];

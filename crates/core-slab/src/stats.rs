@@ -39,7 +39,8 @@ pub struct LargeStats {
     pub live_objects: usize,
     /// Bytes the callers asked for.
     pub live_bytes: usize,
-    /// Bytes mapped for them (whole pages).
+    /// Address space set aside for them: the whole pages of a huge allocation, the power-of-two block of a
+    /// medium one (of which only the pages handed out are ever touched).
     pub mapped_bytes: usize,
 }
 

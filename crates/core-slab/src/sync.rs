@@ -12,6 +12,12 @@ pub(crate) use std::sync::{
     Mutex, MutexGuard,
 };
 
+/// Lets other threads run while waiting for one of them (loom must see the yield to explore them).
+#[cfg(loom)]
+pub(crate) use loom::thread::yield_now;
+#[cfg(not(loom))]
+pub(crate) use std::thread::yield_now;
+
 /// Defines a constructor once: `const` with std's primitives (so a `static` slab can be built), a plain
 /// `fn` under loom, whose primitives are not `const`.
 macro_rules! loom_const_fn {

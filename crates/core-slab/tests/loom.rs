@@ -117,3 +117,123 @@ fn loom_head_block_free_empties_a_block_while_its_head_allocates() {
         assert_settled(&slab);
     });
 }
+
+// ----- the thread-local front end ----------------------------------------------------------------
+
+use classalloc_slab::SlabCache;
+use core::pin::Pin;
+use loom::sync::atomic::{AtomicBool, Ordering};
+
+fn alloc_cached(slab: &TestSlab, cache: Pin<&SlabCache>) -> Slot {
+    Slot(
+        slab.malloc_cached(cache, 64)
+            .expect("mapping a 4 KiB block"),
+    )
+}
+
+fn free_cached(slab: &TestSlab, cache: Pin<&SlabCache>, slot: Slot) {
+    // SAFETY: every model frees each slot exactly once, after allocating it with size 64.
+    unsafe { slab.free_cached(cache, slot.0, 64) }.expect("a valid free");
+}
+
+#[test]
+fn loom_front_end_refill_races_a_locked_free_on_the_same_block() {
+    check(|| {
+        let slab = Arc::new(TestSlab::with_config());
+        // Block 1 holds `a` (locked path) and one free slot.
+        let a = alloc(&slab);
+        let freer = {
+            let slab = slab.clone();
+            thread::spawn(move || free(&slab, a))
+        };
+        // The refill takes block 1's free slot (or both, once `a` is back) while `a` is freed.
+        let cache = Box::pin(SlabCache::new());
+        let b = alloc_cached(&slab, cache.as_ref());
+        // SAFETY: `b` is ours: writing it checks it is not the slot being freed concurrently.
+        unsafe { b.0.as_ptr().write_bytes(0xAB, 64) };
+        free_cached(&slab, cache.as_ref(), b);
+        freer.join().unwrap();
+        drop(cache);
+        assert_settled(&slab);
+    });
+}
+
+#[test]
+fn loom_front_end_flush_races_a_free_from_another_threads_cache() {
+    check(|| {
+        let slab = Arc::new(TestSlab::with_config());
+        let cache = Box::pin(SlabCache::new());
+        // One refill takes both slots of block 1 into this thread's cache.
+        let a = alloc_cached(&slab, cache.as_ref());
+        let b = alloc_cached(&slab, cache.as_ref());
+        // Another thread frees `a` into its own cache and exits: its cache gives `a` back to block 1,
+        // while this thread frees `b` and flushes: both runs reach the block; the last one empties it.
+        let remote = {
+            let slab = slab.clone();
+            thread::spawn(move || {
+                let cache = Box::pin(SlabCache::new());
+                free_cached(&slab, cache.as_ref(), a);
+            })
+        };
+        free_cached(&slab, cache.as_ref(), b);
+        slab.flush_cache(cache.as_ref()).unwrap();
+        remote.join().unwrap();
+        drop(cache);
+        assert_settled(&slab);
+    });
+}
+
+#[test]
+fn loom_front_end_thread_exits_while_others_free_its_objects() {
+    check(|| {
+        let slab = Arc::new(TestSlab::with_config());
+        // A thread allocates both slots of block 1 through its cache, keeps one free slot cached (it
+        // frees `mine`) and exits, giving its cache back, while this thread frees `theirs` directly.
+        let (tx, rx) = loom::sync::mpsc::channel();
+        let owner = {
+            let slab = slab.clone();
+            thread::spawn(move || {
+                let cache = Box::pin(SlabCache::new());
+                let theirs = alloc_cached(&slab, cache.as_ref());
+                let mine = alloc_cached(&slab, cache.as_ref());
+                tx.send(theirs).unwrap();
+                free_cached(&slab, cache.as_ref(), mine);
+            })
+        };
+        let theirs = rx.recv().unwrap();
+        free(&slab, theirs);
+        owner.join().unwrap();
+        assert_settled(&slab);
+    });
+}
+
+#[test]
+fn loom_front_end_slab_dropped_while_a_thread_detaches() {
+    check(|| {
+        // The slab is shared by address (as a dropped `ClassAlloc`'s would be); the owner of a cache
+        // detaches it while the slab is dropped: either the detach gives its slot back first, or the
+        // drop takes it back (orphaning the cache), never both, and neither touches freed memory.
+        let slab: &'static TestSlab = Box::leak(Box::new(TestSlab::with_config()));
+        let address = slab as *const TestSlab as usize;
+        let ready = Arc::new(AtomicBool::new(false));
+        let owner = {
+            let ready = ready.clone();
+            thread::spawn(move || {
+                // SAFETY: the slab is dropped only after `ready`, and this thread makes no call on it
+                // after setting `ready`; its cache's detach is synchronised with the drop by design.
+                let slab = unsafe { &*(address as *const TestSlab) };
+                let cache = Box::pin(SlabCache::new());
+                let slot = alloc_cached(slab, cache.as_ref());
+                free_cached(slab, cache.as_ref(), slot);
+                ready.store(true, Ordering::Release);
+                drop(cache);
+            })
+        };
+        while !ready.load(Ordering::Acquire) {
+            thread::yield_now();
+        }
+        // SAFETY: leaked above, dropped once, and the owner makes no more calls on it.
+        drop(unsafe { Box::from_raw(address as *mut TestSlab) });
+        owner.join().unwrap();
+    });
+}

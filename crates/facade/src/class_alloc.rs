@@ -1,11 +1,14 @@
 //! `ClassAlloc<C>`: lifetime classes as an allocator: explicit-class calls, typed handles, the global
 //! allocator with scopes, release, statistics.
 
+use crate::front::with_class_cache;
 use crate::names::ClassNames;
 use crate::scope;
 use crate::{abort_on_misuse, AllocError, ClassStats, FreeError, LargeStats, Totals};
 use classalloc_registry::{ClassTable, LifetimeClass};
+use classalloc_slab::{Slab, SlabCache};
 use core::alloc::{GlobalAlloc, Layout};
+use core::pin::Pin;
 use core::ptr::{self, NonNull};
 use std::sync::atomic::{AtomicU8, Ordering};
 
@@ -75,14 +78,22 @@ impl<C: LifetimeClass> ClassAlloc<C> {
     #[inline]
     pub fn alloc(&self, class: C, layout: Layout) -> Result<NonNull<[u8]>, AllocError> {
         self.names.record(class);
-        self.table.alloc(class, layout)
+        self.via_cache(
+            class.index(),
+            |slab, cache| slab.alloc_cached(cache, layout),
+            |slab| slab.alloc(layout),
+        )
     }
 
     /// As [`alloc`](Self::alloc), zeroed.
     #[inline]
     pub fn calloc(&self, class: C, layout: Layout) -> Result<NonNull<[u8]>, AllocError> {
         self.names.record(class);
-        self.table.alloc_zeroed(class, layout)
+        self.via_cache(
+            class.index(),
+            |slab, cache| slab.alloc_zeroed_cached(cache, layout),
+            |slab| slab.alloc_zeroed(layout),
+        )
     }
 
     /// Frees an allocation of `class` made with `layout`; a free sent to another class than the
@@ -94,7 +105,14 @@ impl<C: LifetimeClass> ClassAlloc<C> {
     #[inline]
     pub unsafe fn free(&self, class: C, ptr: NonNull<u8>, layout: Layout) -> Result<(), FreeError> {
         // SAFETY: forwarded contract.
-        unsafe { self.table.dealloc(class, ptr, layout) }
+        unsafe {
+            self.check_owner(class.index(), ptr, layout)?;
+            self.via_cache(
+                class.index(),
+                |slab, cache| slab.dealloc_cached(cache, ptr, layout),
+                |slab| slab.dealloc(ptr, layout),
+            )
+        }
     }
 
     /// Resizes an allocation of `class` to `new_size`, staying in `class`.
@@ -110,7 +128,15 @@ impl<C: LifetimeClass> ClassAlloc<C> {
         new_size: usize,
     ) -> Result<NonNull<[u8]>, AllocError> {
         // SAFETY: forwarded contract.
-        unsafe { self.table.realloc(class, ptr, layout, new_size) }
+        unsafe {
+            self.check_owner(class.index(), ptr, layout)
+                .map_err(AllocError::NotAllocated)?;
+            self.via_cache(
+                class.index(),
+                |slab, cache| slab.realloc_cached(cache, ptr, layout, new_size),
+                |slab| slab.realloc(ptr, layout, new_size),
+            )
+        }
     }
 
     // ----- the seed's size-only API with a class ---------------------------------------------------
@@ -119,14 +145,22 @@ impl<C: LifetimeClass> ClassAlloc<C> {
     #[inline]
     pub fn malloc(&self, class: C, size: usize) -> Result<NonNull<u8>, AllocError> {
         self.names.record(class);
-        self.table.malloc(class, size)
+        self.via_cache(
+            class.index(),
+            |slab, cache| slab.malloc_cached(cache, size),
+            |slab| slab.malloc(size),
+        )
     }
 
     /// The seed's `Calloc` in `class`.
     #[inline]
     pub fn calloc_sized(&self, class: C, size: usize) -> Result<NonNull<u8>, AllocError> {
         self.names.record(class);
-        self.table.calloc(class, size)
+        self.via_cache(
+            class.index(),
+            |slab, cache| slab.calloc_cached(cache, size),
+            |slab| slab.calloc(size),
+        )
     }
 
     /// The seed's `Free` in `class`.
@@ -225,6 +259,58 @@ impl<C: LifetimeClass> ClassAlloc<C> {
         Report { classes }
     }
 
+    /// Aborts on a misuse detected in lifetime class `index`, naming the class:
+    /// `classalloc: fatal: <misuse>: <ptr> (class <name>, <size> B)`.
+    #[cold]
+    #[inline(never)]
+    fn abort_misuse(&self, index: usize, what: FreeError, ptr: *mut u8, size: usize) -> ! {
+        match self.names.get(index) {
+            Some(name) => classalloc_slab::fatal::abort_with(format_args!(
+                "{what}: {ptr:p} (class {name}, {size} B)"
+            )),
+            None => classalloc_slab::fatal::abort_with(format_args!(
+                "{what}: {ptr:p} (class #{index}, {size} B)"
+            )),
+        }
+    }
+
+    /// Runs `cached` on `index`'s slab with this thread's cache for it, or `uncached` when the thread
+    /// has none (teardown).
+    #[inline(always)]
+    fn via_cache<R>(
+        &self,
+        index: usize,
+        cached: impl FnOnce(&Slab, Pin<&SlabCache>) -> R,
+        uncached: impl FnOnce(&Slab) -> R,
+    ) -> R {
+        let slab = self.table.slab_at(index);
+        with_class_cache(
+            self as *const Self as usize,
+            index,
+            |cache| cached(slab, cache),
+            || uncached(slab),
+        )
+    }
+
+    /// Refuses a free sent to another class than the one whose block holds `ptr` (read from the block
+    /// header; a large allocation is checked by its class's registry when freed).
+    ///
+    /// # Safety
+    /// `ptr` is a live allocation of this allocator made with `layout`, if the caller keeps its contract.
+    #[inline]
+    unsafe fn check_owner(
+        &self,
+        index: usize,
+        ptr: NonNull<u8>,
+        layout: Layout,
+    ) -> Result<(), FreeError> {
+        // SAFETY: forwarded contract.
+        match unsafe { self.table.slab_at(index).owner_of(ptr, layout) } {
+            Some(owner) if owner as usize != index => Err(FreeError::OwnerMismatch),
+            _ => Ok(()),
+        }
+    }
+
     /// The class index for a global allocation: the innermost scope's, else the default.
     #[inline]
     fn global_class(&self) -> usize {
@@ -254,7 +340,12 @@ impl<C: LifetimeClass> ClassAlloc<C> {
 unsafe impl<C: LifetimeClass> GlobalAlloc for ClassAlloc<C> {
     #[inline]
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        match self.table.slab_at(self.global_class()).alloc(layout) {
+        let block = self.via_cache(
+            self.global_class(),
+            |slab, cache| slab.alloc_cached(cache, layout),
+            |slab| slab.alloc(layout),
+        );
+        match block {
             Ok(block) => block.as_ptr().cast(),
             Err(_) => ptr::null_mut(),
         }
@@ -262,7 +353,12 @@ unsafe impl<C: LifetimeClass> GlobalAlloc for ClassAlloc<C> {
 
     #[inline]
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        match self.table.slab_at(self.global_class()).alloc_zeroed(layout) {
+        let block = self.via_cache(
+            self.global_class(),
+            |slab, cache| slab.alloc_zeroed_cached(cache, layout),
+            |slab| slab.alloc_zeroed(layout),
+        );
+        match block {
             Ok(block) => block.as_ptr().cast(),
             Err(_) => ptr::null_mut(),
         }
@@ -276,8 +372,13 @@ unsafe impl<C: LifetimeClass> GlobalAlloc for ClassAlloc<C> {
         // SAFETY: GlobalAlloc's contract: a live allocation of this allocator with `layout`.
         unsafe {
             let owner = self.owner(nonnull, layout);
-            if let Err(error) = self.table.slab_at(owner).dealloc(nonnull, layout) {
-                abort_on_misuse(error, ptr, layout.size());
+            let freed = self.via_cache(
+                owner,
+                |slab, cache| slab.dealloc_cached(cache, nonnull, layout),
+                |slab| slab.dealloc(nonnull, layout),
+            );
+            if let Err(error) = freed {
+                self.abort_misuse(owner, error, ptr, layout.size());
             }
         }
     }
@@ -290,9 +391,16 @@ unsafe impl<C: LifetimeClass> GlobalAlloc for ClassAlloc<C> {
         // SAFETY: GlobalAlloc's contract; the allocation stays in the class that owns it.
         unsafe {
             let owner = self.owner(nonnull, layout);
-            match self.table.slab_at(owner).realloc(nonnull, layout, new_size) {
+            let block = self.via_cache(
+                owner,
+                |slab, cache| slab.realloc_cached(cache, nonnull, layout, new_size),
+                |slab| slab.realloc(nonnull, layout, new_size),
+            );
+            match block {
                 Ok(block) => block.as_ptr().cast(),
-                Err(AllocError::NotAllocated(error)) => abort_on_misuse(error, ptr, layout.size()),
+                Err(AllocError::NotAllocated(error)) => {
+                    self.abort_misuse(owner, error, ptr, layout.size())
+                }
                 Err(_) => ptr::null_mut(),
             }
         }
@@ -350,8 +458,9 @@ unsafe impl<C: LifetimeClass> allocator_api2::alloc::Allocator for ClassHandle<'
             return;
         }
         // SAFETY: Allocator's contract: `ptr` is currently allocated by this allocator and `layout` fits.
-        if let Err(error) = unsafe { self.alloc.table.dealloc(self.class, ptr, layout) } {
-            abort_on_misuse(error, ptr.as_ptr(), layout.size());
+        if let Err(error) = unsafe { self.alloc.free(self.class, ptr, layout) } {
+            self.alloc
+                .abort_misuse(self.class.index(), error, ptr.as_ptr(), layout.size());
         }
     }
 
@@ -402,11 +511,10 @@ impl<C: LifetimeClass> ClassHandle<'_, C> {
         if layout.size() == 0 {
             return Ok(dangling(layout));
         }
-        let table = &self.alloc.table;
         let block = if zeroed {
-            table.alloc_zeroed(self.class, layout)
+            self.alloc.calloc(self.class, layout)
         } else {
-            table.alloc(self.class, layout)
+            self.alloc.alloc(self.class, layout)
         };
         block.map_err(|_| allocator_api2::alloc::AllocError)
     }
@@ -432,10 +540,11 @@ impl<C: LifetimeClass> ClassHandle<'_, C> {
         }
         if old.align() == new.align() {
             // SAFETY: `ptr` is live in this class with `old`.
-            return match unsafe { self.alloc.table.realloc(self.class, ptr, old, new.size()) } {
+            return match unsafe { self.alloc.realloc(self.class, ptr, old, new.size()) } {
                 Ok(block) => Ok(block),
                 Err(AllocError::NotAllocated(error)) => {
-                    abort_on_misuse(error, ptr.as_ptr(), old.size())
+                    self.alloc
+                        .abort_misuse(self.class.index(), error, ptr.as_ptr(), old.size())
                 }
                 Err(_) => Err(ApiError),
             };

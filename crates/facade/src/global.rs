@@ -1,5 +1,6 @@
 //! `Global`: the slab as Rust's global allocator.
 
+use crate::front::with_global_cache;
 use crate::{abort_on_misuse, AllocError, SLAB};
 use core::alloc::{GlobalAlloc, Layout};
 use core::ptr::{self, NonNull};
@@ -32,7 +33,11 @@ impl Global {
 unsafe impl GlobalAlloc for Global {
     #[inline]
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        match SLAB.alloc(layout) {
+        let block = with_global_cache(
+            |cache| SLAB.alloc_cached(cache, layout),
+            || SLAB.alloc(layout),
+        );
+        match block {
             Ok(block) => block.as_ptr().cast(),
             Err(_) => ptr::null_mut(),
         }
@@ -40,7 +45,11 @@ unsafe impl GlobalAlloc for Global {
 
     #[inline]
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        match SLAB.alloc_zeroed(layout) {
+        let block = with_global_cache(
+            |cache| SLAB.alloc_zeroed_cached(cache, layout),
+            || SLAB.alloc_zeroed(layout),
+        );
+        match block {
             Ok(block) => block.as_ptr().cast(),
             Err(_) => ptr::null_mut(),
         }
@@ -52,7 +61,13 @@ unsafe impl GlobalAlloc for Global {
             return;
         };
         // SAFETY: GlobalAlloc's contract: ptr was allocated by this allocator with `layout`.
-        if let Err(error) = unsafe { SLAB.dealloc(nonnull, layout) } {
+        let freed = unsafe {
+            with_global_cache(
+                |cache| SLAB.dealloc_cached(cache, nonnull, layout),
+                || SLAB.dealloc(nonnull, layout),
+            )
+        };
+        if let Err(error) = freed {
             abort_on_misuse(error, ptr, layout.size());
         }
     }
@@ -63,7 +78,13 @@ unsafe impl GlobalAlloc for Global {
             return ptr::null_mut();
         };
         // SAFETY: GlobalAlloc's contract: ptr was allocated with `layout`, new_size is valid for its align.
-        match unsafe { SLAB.realloc(nonnull, layout, new_size) } {
+        let block = unsafe {
+            with_global_cache(
+                |cache| SLAB.realloc_cached(cache, nonnull, layout, new_size),
+                || SLAB.realloc(nonnull, layout, new_size),
+            )
+        };
+        match block {
             Ok(block) => block.as_ptr().cast(),
             Err(AllocError::NotAllocated(error)) => abort_on_misuse(error, ptr, layout.size()),
             Err(_) => ptr::null_mut(),

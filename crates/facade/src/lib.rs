@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 mod class_alloc;
+mod front;
 mod global;
 mod names;
 mod scope;
@@ -9,7 +10,7 @@ mod seed_api;
 pub use class_alloc::{ClassAlloc, ClassHandle, ClassReport, Report};
 pub use classalloc_registry::{lifetime_class, strum, LifetimeClass, MAX_CLASSES};
 pub use classalloc_slab::{
-    AllocError, BlockGeometry, ClassStats, FreeError, LargeStats, SizeClass, Totals,
+    AllocError, BlockGeometry, ClassStats, FreeError, LargeStats, SizeClass, Totals, CHECKED,
 };
 pub use global::Global;
 pub use scope::with_class;

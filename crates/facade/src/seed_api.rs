@@ -2,6 +2,7 @@
 //! an allocation of `n` bytes is aligned to `n.next_power_of_two()` (at most 4096; larger sizes get whole
 //! pages). Errors are null pointers, as in C.
 
+use crate::front::with_global_cache;
 use crate::{abort_on_misuse, AllocError, FreeError, SLAB};
 use core::ptr::{self, NonNull};
 
@@ -9,13 +10,21 @@ use core::ptr::{self, NonNull};
 /// whose rounding overflows, and when the OS refuses memory.
 #[inline]
 pub fn malloc(size: usize) -> *mut u8 {
-    SLAB.malloc(size).map_or(ptr::null_mut(), NonNull::as_ptr)
+    with_global_cache(
+        |cache| SLAB.malloc_cached(cache, size),
+        || SLAB.malloc(size),
+    )
+    .map_or(ptr::null_mut(), NonNull::as_ptr)
 }
 
 /// As [`malloc`], zeroed; memory known to be fresh from the OS is not cleared again.
 #[inline]
 pub fn calloc(size: usize) -> *mut u8 {
-    SLAB.calloc(size).map_or(ptr::null_mut(), NonNull::as_ptr)
+    with_global_cache(
+        |cache| SLAB.calloc_cached(cache, size),
+        || SLAB.calloc(size),
+    )
+    .map_or(ptr::null_mut(), NonNull::as_ptr)
 }
 
 /// Allocates `size` bytes aligned to `align` (any power of two; above 4096 whole pages are mapped). Null
@@ -46,22 +55,34 @@ pub unsafe fn aligned_free(ptr: *mut u8, size: usize, align: usize) {
     }
 }
 
-/// Frees an allocation of `size` bytes. A null `ptr` is ignored. A free the allocator can tell is wrong
-/// (size 0, a pointer that is not an allocated slot of `size`'s class, a block with nothing live) aborts
-/// the process with a message naming it; use [`try_free`] to get the error instead.
+/// Frees an allocation of `size` bytes. A null `ptr` is ignored. The slot joins this thread's cache
+/// without any check (the size gives its class); a free the allocator can tell is wrong (size 0, a
+/// pointer that is not an allocated slot of `size`'s class, a block with nothing live) aborts the process
+/// with a message naming it, at once or when the cache gives the slot back. Use [`try_free`] to have the
+/// free checked at once and get the error instead.
 ///
 /// # Safety
 /// `ptr` is null or was returned by [`malloc`], [`calloc`], [`realloc`] or [`recalloc`] for `size` bytes
 /// and is not used afterwards.
 #[inline]
 pub unsafe fn free(ptr: *mut u8, size: usize) {
+    let Some(nonnull) = NonNull::new(ptr) else {
+        return;
+    };
     // SAFETY: forwarded contract.
-    if let Err(error) = unsafe { try_free(ptr, size) } {
+    let freed = unsafe {
+        with_global_cache(
+            |cache| SLAB.free_cached(cache, nonnull, size),
+            || SLAB.free(nonnull, size),
+        )
+    };
+    if let Err(error) = freed {
         abort_on_misuse(error, ptr, size);
     }
 }
 
-/// As [`free`], returning what was wrong instead of aborting; a refused free changes nothing.
+/// As [`free`], checked at once against the block the pointer lies in (it bypasses the thread cache),
+/// returning what was wrong instead of aborting; a refused free changes nothing.
 ///
 /// # Safety
 /// As for [`free`].
@@ -76,7 +97,8 @@ pub unsafe fn try_free(ptr: *mut u8, size: usize) -> Result<(), FreeError> {
 
 /// Resizes an allocation from `old_size` to `new_size` bytes (the seed's `Remalloc`): the same pointer
 /// within a size class, an OS remap for large sizes, else a copy of `min(old, new)` bytes. A null `ptr`
-/// allocates. Null on failure, leaving the old allocation as it was.
+/// allocates. Null on failure, leaving the old allocation as it was; a `new_size` of 0 is a failure (the
+/// allocation stays and is still freed with `old_size`), not a free as C's `realloc(p, 0)` may be.
 ///
 /// # Safety
 /// As for [`free`] with `old_size`; after a non-null return the old pointer is not used (unless equal).
@@ -85,7 +107,13 @@ pub unsafe fn realloc(ptr: *mut u8, old_size: usize, new_size: usize) -> *mut u8
         return malloc(new_size);
     };
     // SAFETY: forwarded contract.
-    match unsafe { SLAB.remalloc(old, old_size, new_size) } {
+    let resized = unsafe {
+        with_global_cache(
+            |cache| SLAB.remalloc_cached(cache, old, old_size, new_size),
+            || SLAB.remalloc(old, old_size, new_size),
+        )
+    };
+    match resized {
         Ok(new) => new.as_ptr(),
         Err(AllocError::NotAllocated(error)) => abort_on_misuse(error, ptr, old_size),
         Err(_) => ptr::null_mut(),
@@ -101,8 +129,24 @@ pub unsafe fn recalloc(ptr: *mut u8, old_size: usize, new_size: usize) -> *mut u
         return calloc(new_size);
     };
     // SAFETY: forwarded contract.
-    match unsafe { SLAB.recalloc(old, old_size, new_size) } {
-        Ok(new) => new.as_ptr(),
+    let resized = unsafe {
+        with_global_cache(
+            |cache| SLAB.remalloc_cached(cache, old, old_size, new_size),
+            || SLAB.remalloc(old, old_size, new_size),
+        )
+    };
+    match resized {
+        Ok(new) => {
+            if new_size > old_size {
+                // SAFETY: the allocation holds new_size bytes.
+                unsafe {
+                    new.as_ptr()
+                        .add(old_size)
+                        .write_bytes(0, new_size - old_size)
+                };
+            }
+            new.as_ptr()
+        }
         Err(AllocError::NotAllocated(error)) => abort_on_misuse(error, ptr, old_size),
         Err(_) => ptr::null_mut(),
     }

@@ -37,6 +37,20 @@ int main(void) {
     CHECK(Calloc(SIZE_MAX - 4095) == NULL);
     CHECK(MallocClass(CLASSALLOC_MAX_CLASSES, 8) == NULL);
     Free(NULL, 8);
+    /* count * size is checked, as C's calloc checks it. */
+    CHECK(CallocArray(SIZE_MAX / 2 + 1, 2) == NULL);
+    CHECK(CallocArray(2, SIZE_MAX) == NULL);
+    CHECK(CallocArray((size_t)1 << 32, (size_t)1 << 32) == NULL);
+    CHECK(CallocArrayClass(2, SIZE_MAX, SIZE_MAX) == NULL);
+    CHECK(CallocArray(0, 8) == NULL && CallocArray(8, 0) == NULL);
+    unsigned long long *array = CallocArray(1000, sizeof *array);
+    CHECK(array != NULL && array[0] == 0 && array[999] == 0);
+    /* A resize to 0 or to an impossible size fails and keeps the allocation. */
+    array[999] = 42;
+    CHECK(Remalloc(array, 1000 * sizeof *array, 0) == NULL);
+    CHECK(Recalloc(array, 1000 * sizeof *array, SIZE_MAX) == NULL);
+    CHECK(array[999] == 42);
+    Free(array, 1000 * sizeof *array);
 
     /* Classes: a burst of short-lived objects in class 3, released at once; class 1 keeps its data. */
     unsigned char *keep[100];

@@ -1,6 +1,7 @@
 //! Blocks whose slots are addressed by a 16- or 32-bit index (classes 2 B and up).
 
-use super::{corrupted_free_list, touched_bytes, Block, ListTag, Popped, Pushed};
+use super::{corrupted_free_list, touched_bytes, Batch, Block, ListTag, Popped, Pushed, Run};
+use crate::cache::{read_link, write_link};
 use crate::error::FreeError;
 use crate::geometry::ClassLayout;
 use crate::os::{self, PAGE_SIZE};
@@ -123,6 +124,20 @@ unsafe impl<I: SlotIndex> Block for IndexedHeader<I> {
         }
     }
 
+    fn is_slot_start(offset: usize, layout: &ClassLayout) -> bool {
+        let Some(relative) = offset.checked_sub(layout.data_offset as usize) else {
+            return false;
+        };
+        let index = layout.slot_index(relative);
+        index < layout.capacity as usize && index * layout.slot_size as usize == relative
+    }
+
+    unsafe fn was_handed_out(&self, offset: usize, layout: &ClassLayout) -> bool {
+        let index = layout.slot_index(offset - layout.data_offset as usize);
+        // SAFETY: the caller holds the block lock.
+        index < unsafe { read(&self.bump) }.to_usize()
+    }
+
     fn can_link(base: NonNull<u8>, layout: &ClassLayout) -> bool {
         (base.as_ptr() as usize >> layout.block_shift) <= LinkBits::MAX as usize
     }
@@ -210,6 +225,112 @@ unsafe impl<I: SlotIndex> Block for IndexedHeader<I> {
         }
     }
 
+    unsafe fn pop_batch(&self, layout: &ClassLayout, want: u32) -> Batch {
+        let data = self as *const Self as usize + layout.data_offset as usize;
+        let slot_size = layout.slot_size as usize;
+        let want = want as usize;
+        let mut first = core::ptr::null_mut::<u8>();
+        let mut last = core::ptr::null_mut::<u8>();
+        let mut count = 0;
+        // SAFETY: the caller holds the block lock; free-list indices are below `bump` (checked) and bump
+        // slots below `capacity`, so every slot lies in the block; popped slots are ours and hold a link
+        // (the layout's slots are large enough, per the contract). Each slot's next index is read before
+        // its link overwrites it.
+        unsafe {
+            let mut free_head = read(&self.free_head);
+            let bump = read(&self.bump).to_usize();
+            let mut append = |slot: *mut u8| {
+                if first.is_null() {
+                    first = slot;
+                } else {
+                    write_link(last, slot);
+                }
+                last = slot;
+            };
+            while count < want && free_head != I::END {
+                let slot = (data + free_head.to_usize() * slot_size) as *mut u8;
+                let next = slot.cast::<I>().read();
+                if next != I::END && next.to_usize() >= bump {
+                    corrupted_free_list(layout.slot_size, next.to_usize());
+                }
+                append(slot);
+                free_head = next;
+                count += 1;
+            }
+            let fresh = (want - count).min(layout.capacity as usize - bump);
+            for index in bump..bump + fresh {
+                append((data + index * slot_size) as *mut u8);
+            }
+            count += fresh;
+            write(&self.free_head, free_head);
+            write(&self.bump, I::from_usize(bump + fresh));
+            write(
+                &self.live,
+                I::from_usize(read(&self.live).to_usize() + count),
+            );
+            Batch {
+                first,
+                last,
+                count: count as u32,
+                new_resident: touched_bytes(layout, bump + fresh) - touched_bytes(layout, bump),
+            }
+        }
+    }
+
+    unsafe fn push_run(&self, first: NonNull<u8>, layout: &ClassLayout) -> Run {
+        let base = self as *const Self as usize;
+        let mask = !(layout.block_size() - 1);
+        let data_offset = layout.data_offset as usize;
+        let slot_size = layout.slot_size as usize;
+        // SAFETY: the caller holds the block lock, so the slot state is ours; each slot is validated as a
+        // handed-out slot start of this block before its index is written into it; its link is read
+        // before that write.
+        unsafe {
+            let bump = read(&self.bump).to_usize();
+            let mut free_head = read(&self.free_head);
+            let mut live = read(&self.live).to_usize();
+            let mut run = Run {
+                rest: core::ptr::null_mut(),
+                was_full: free_head == I::END && bump == layout.capacity as usize,
+                now_empty: false,
+                refused: None,
+            };
+            let mut slot = first.as_ptr();
+            loop {
+                let next = read_link(slot);
+                let offset = (slot as usize).wrapping_sub(base + data_offset);
+                let index = layout.slot_index(offset);
+                let refused = if offset >= layout.block_size()
+                    || index * slot_size != offset
+                    || index >= bump
+                {
+                    Some(FreeError::NotASlot)
+                } else if live == 0 {
+                    Some(FreeError::DoubleFree)
+                } else {
+                    slot.cast::<I>().write(free_head);
+                    free_head = I::from_usize(index);
+                    live -= 1;
+                    None
+                };
+                if let Some(error) = refused {
+                    if run.refused.is_none() {
+                        run.refused = Some((error, NonNull::new_unchecked(slot)));
+                    }
+                }
+                if next.is_null() || next as usize & mask != base {
+                    run.rest = next;
+                    break;
+                }
+                slot = next;
+            }
+            write(&self.free_head, free_head);
+            write(&self.live, I::from_usize(live));
+            run.now_empty = live == 0;
+            run
+        }
+    }
+
     #[inline]
     unsafe fn has_free(&self, layout: &ClassLayout) -> bool {
         // SAFETY: the caller holds the block lock.
@@ -245,6 +366,8 @@ unsafe impl<I: SlotIndex> Block for IndexedHeader<I> {
             let data_start = base + layout.data_offset as usize;
             let data_end = data_start + bump * layout.slot_size as usize;
             let first_whole_page = (data_start + PAGE_SIZE - 1) & !(PAGE_SIZE - 1);
+            // Freed slots are poisoned for AddressSanitizer; they are the allocator's again.
+            classalloc_buddy::asan::unpoison(data_start, data_end - data_start);
             if data_start < first_whole_page {
                 let shared_end = data_end.min(first_whole_page);
                 (data_start as *mut u8).write_bytes(0, shared_end - data_start);

@@ -61,6 +61,29 @@ pub(crate) struct Pushed {
     pub(crate) now_empty: bool,
 }
 
+/// Slots taken in one batch for a thread cache, linked through their first words.
+pub(crate) struct Batch {
+    /// The first slot (null when none was free).
+    pub(crate) first: *mut u8,
+    /// The last slot; its link is left unwritten for the caller to end or extend the list.
+    pub(crate) last: *mut u8,
+    pub(crate) count: u32,
+    /// Bytes of the block that became resident by handing these slots out.
+    pub(crate) new_resident: usize,
+}
+
+/// What returning a run of a thread cache's slots to one block changed.
+pub(crate) struct Run {
+    /// The first listed slot after the run (in another block), or null at the end of the list.
+    pub(crate) rest: *mut u8,
+    /// The block had no free slot before the run.
+    pub(crate) was_full: bool,
+    /// The block holds no live slot after the run.
+    pub(crate) now_empty: bool,
+    /// The first slot of the run that was refused, and why (the others still went back).
+    pub(crate) refused: Option<(FreeError, NonNull<u8>)>,
+}
+
 /// Which of its head's lists a block is on (guarded by the head lock).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
@@ -101,9 +124,21 @@ pub(crate) unsafe trait Block: Sized {
     /// # Safety
     /// No reference to the header is used afterwards and its lock is not held.
     unsafe fn destroy(base: NonNull<u8>) {
+        if crate::checked::CHECKED {
+            crate::checked::unregister_block(base);
+        }
         // SAFETY: per the contract the header is initialised and no longer used.
         unsafe { core::ptr::drop_in_place(base.cast::<Self>().as_ptr()) }
     }
+
+    /// Whether `offset` from a block's base starts one of its slots (arithmetic only, no state read).
+    fn is_slot_start(offset: usize, layout: &ClassLayout) -> bool;
+
+    /// Whether the slot starting at `offset` has ever been handed out (it lies below the bump index).
+    ///
+    /// # Safety
+    /// The caller holds the block's lock; `offset` starts a slot (`is_slot_start`).
+    unsafe fn was_handed_out(&self, offset: usize, layout: &ClassLayout) -> bool;
 
     /// Whether a block mapped at `base` can be put on a list (compressed links need small addresses).
     fn can_link(_base: NonNull<u8>, _layout: &ClassLayout) -> bool {
@@ -130,6 +165,79 @@ pub(crate) unsafe trait Block: Sized {
     /// # Safety
     /// The caller holds the block's lock; `ptr` lies in this block; `layout` is the block's class layout.
     unsafe fn push(&self, ptr: NonNull<u8>, layout: &ClassLayout) -> Result<Pushed, FreeError>;
+
+    /// Takes up to `want` slots (at least [`MIN_CACHED_SLOT`](crate::cache::MIN_CACHED_SLOT) bytes each)
+    /// for a thread cache, linking each to the next through its first word.
+    ///
+    /// # Safety
+    /// The caller holds the block's lock; `layout` is the block's class layout, whose slots can hold a
+    /// link.
+    unsafe fn pop_batch(&self, layout: &ClassLayout, want: u32) -> Batch {
+        let mut batch = Batch {
+            first: core::ptr::null_mut(),
+            last: core::ptr::null_mut(),
+            count: 0,
+            new_resident: 0,
+        };
+        while batch.count < want {
+            // SAFETY: forwarded contract.
+            let Some(popped) = (unsafe { self.pop(layout) }) else {
+                break;
+            };
+            let slot = popped.slot.as_ptr();
+            if batch.first.is_null() {
+                batch.first = slot;
+            } else {
+                // SAFETY: the previous slot is ours and large enough for a link.
+                unsafe { crate::cache::write_link(batch.last, slot) };
+            }
+            batch.last = slot;
+            batch.count += 1;
+            batch.new_resident += popped.new_resident;
+        }
+        batch
+    }
+
+    /// Returns the run of listed slots that starts at `first` and lies in this block (the list goes on
+    /// through the slots' first words until null or a slot of another block).
+    ///
+    /// # Safety
+    /// The caller holds the block's lock; `first` lies in this block; every listed slot lies in a mapped
+    /// block of the same class size; `layout` is the block's class layout.
+    unsafe fn push_run(&self, first: NonNull<u8>, layout: &ClassLayout) -> Run {
+        let base = self as *const Self as usize;
+        let mask = !(layout.block_size() - 1);
+        let mut run = Run {
+            rest: core::ptr::null_mut(),
+            was_full: false,
+            now_empty: false,
+            refused: None,
+        };
+        let mut slot = first;
+        let mut first_push = true;
+        loop {
+            // SAFETY: listed slots hold their link until pushed.
+            let next = unsafe { crate::cache::read_link(slot.as_ptr()) };
+            // SAFETY: forwarded contract.
+            match unsafe { self.push(slot, layout) } {
+                Ok(pushed) => {
+                    run.was_full |= first_push && pushed.was_full;
+                    run.now_empty = pushed.now_empty;
+                    first_push = false;
+                }
+                Err(error) => {
+                    run.refused = run.refused.or(Some((error, slot)));
+                }
+            }
+            match NonNull::new(next) {
+                Some(next) if next.as_ptr() as usize & mask == base => slot = next,
+                _ => {
+                    run.rest = next;
+                    return run;
+                }
+            }
+        }
+    }
 
     /// Whether a `pop` would succeed.
     ///

@@ -157,6 +157,20 @@ unsafe impl Block for TinyHeader {
         }
     }
 
+    fn is_slot_start(offset: usize, _layout: &ClassLayout) -> bool {
+        let Some(data) = offset.checked_sub(TINY_SUBBLOCK_DATA) else {
+            return false;
+        };
+        data / SUBBLOCK_STRIDE < TINY_SUBBLOCKS && data % SUBBLOCK_STRIDE >= SUBBLOCK_HEADER
+    }
+
+    unsafe fn was_handed_out(&self, offset: usize, _layout: &ClassLayout) -> bool {
+        let data = offset - TINY_SUBBLOCK_DATA;
+        let index = (data % SUBBLOCK_STRIDE - SUBBLOCK_HEADER) as u8;
+        // SAFETY: the caller holds the page lock, which guards the sub-blocks' bytes.
+        index < unsafe { self.sub_block(data / SUBBLOCK_STRIDE).get(SubBlock::BUMP) }
+    }
+
     unsafe fn push(&self, ptr: NonNull<u8>, _layout: &ClassLayout) -> Result<Pushed, FreeError> {
         let base = self as *const Self as usize;
         let offset = (ptr.as_ptr() as usize)

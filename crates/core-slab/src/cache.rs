@@ -1,0 +1,527 @@
+//! The front end: a cache of free slots per size class, owned by one thread, ahead of the head and block
+//! locks.
+//!
+//! Glossary:
+//! - *owner*: the one thread that allocates and frees through a [`SlabCache`] (it lives in that thread's
+//!   thread-local storage, or in memory only that thread reaches).
+//! - *bin*: one size class's cached slots, a singly linked list through each free slot's first word
+//!   (written unaligned, so 12-byte slots qualify; classes below 8 bytes are not cached).
+//! - *refill* / *flush*: a bin takes a batch of slots from a block under the locks, or gives a batch back.
+//!
+//! A slot in a bin is free for the user but still counted live by its block, so a block is never released
+//! under a cache. The cache counts what its owner allocates and frees (single-writer atomics, so readers see
+//! whole values); the slab adds these counts to its own when it reports statistics, and folds them in when
+//! the cache detaches.
+//!
+//! Architecture invariants:
+//! - a cache serves at most one slab at a time, the one whose address `slab` holds; it attaches lazily on
+//!   its owner's first cached call and is listed in that slab's registry while attached;
+//! - the bins are touched by the owner inside the slab's cached calls, and by anyone else only under the
+//!   slab's registry lock when the owner cannot be inside such a call: while the owner itself waits for that
+//!   lock to detach, while the slab is dropped (`&mut`), or during `release` (whose contract excludes
+//!   concurrent calls);
+//! - a slab is dropped only after every cache in its registry is orphaned or has detached: a thread that has
+//!   begun detaching is waited for.
+
+use crate::class::{SizeClass, CLASS_COUNT};
+use crate::sync::{loom_const_fn, AtomicUsize, Ordering, UnsafeCell};
+use core::marker::PhantomPinned;
+use core::ptr::{self, NonNull};
+
+/// The smallest slot a bin can link (a pointer, stored unaligned).
+pub(crate) const MIN_CACHED_SLOT: usize = core::mem::size_of::<*mut u8>();
+
+/// Bytes of free slots a bin holds before it gives half of them back.
+const BIN_BYTES: usize = 256 * 1024;
+/// Bounds on a bin's capacity in slots, whatever the slot size.
+const MIN_BIN_SLOTS: usize = 8;
+const MAX_BIN_SLOTS: usize = 16 * 1024;
+
+/// Each class's bin capacity in slots; 0 for classes too small to link.
+const CAPACITY: [u32; CLASS_COUNT] = build_capacity();
+
+const fn build_capacity() -> [u32; CLASS_COUNT] {
+    let mut capacity = [0u32; CLASS_COUNT];
+    let mut index = 0;
+    while index < CLASS_COUNT {
+        let slot = match SizeClass::from_index(index) {
+            Some(class) => class.slot_size(),
+            None => unreachable!(),
+        };
+        if slot >= MIN_CACHED_SLOT {
+            let slots = BIN_BYTES / slot;
+            capacity[index] = if slots < MIN_BIN_SLOTS {
+                MIN_BIN_SLOTS as u32
+            } else if slots > MAX_BIN_SLOTS {
+                MAX_BIN_SLOTS as u32
+            } else {
+                slots as u32
+            };
+        }
+        index += 1;
+    }
+    capacity
+}
+
+/// The capacity of `class`'s bin (0: not cached).
+#[inline(always)]
+pub(crate) const fn capacity(class: SizeClass) -> u32 {
+    CAPACITY[class.index()]
+}
+
+/// How many slots a refill takes: half a bin, so a free right after does not flush at once.
+#[inline(always)]
+pub(crate) const fn refill_batch(class: SizeClass) -> u32 {
+    let half = capacity(class) / 2;
+    if half == 0 {
+        1
+    } else {
+        half
+    }
+}
+
+/// Reads the link stored in a cached slot.
+///
+/// # Safety
+/// `slot` is a cached slot (at least [`MIN_CACHED_SLOT`] bytes, written by [`write_link`]).
+#[inline(always)]
+pub(crate) unsafe fn read_link(slot: *mut u8) -> *mut u8 {
+    // SAFETY: per the contract the slot holds a link; unaligned because 12-byte slots are 4-aligned.
+    unsafe { slot.cast::<*mut u8>().read_unaligned() }
+}
+
+/// Stores a link in a free slot.
+///
+/// # Safety
+/// `slot` is a free slot of at least [`MIN_CACHED_SLOT`] bytes that the caller may write.
+#[inline(always)]
+pub(crate) unsafe fn write_link(slot: *mut u8, next: *mut u8) {
+    // SAFETY: per the contract the slot is ours and large enough.
+    unsafe { slot.cast::<*mut u8>().write_unaligned(next) }
+}
+
+/// Under AddressSanitizer (`cargo xtask asan`), marks a freed slot's bytes after its first word as not
+/// addressable, so a use after free is reported; the first word holds the free-list link (or index) that
+/// the allocator itself reads. Compiles to nothing otherwise.
+#[inline(always)]
+pub(crate) fn poison_slot(slot: NonNull<u8>, class: SizeClass) {
+    if let Some(rest) = class.slot_size().checked_sub(MIN_CACHED_SLOT) {
+        classalloc_buddy::asan::poison(slot.as_ptr() as usize + MIN_CACHED_SLOT, rest);
+    }
+}
+
+/// Makes a slot handed out to a user addressable again (see [`poison_slot`]).
+#[inline(always)]
+pub(crate) fn unpoison_slot(slot: NonNull<u8>, class: SizeClass) {
+    classalloc_buddy::asan::unpoison(slot.as_ptr() as usize, class.slot_size());
+}
+
+/// One size class's cached slots.
+#[derive(Clone, Copy)]
+struct Bin {
+    first: *mut u8,
+    count: u32,
+}
+
+impl Bin {
+    const EMPTY: Bin = Bin {
+        first: ptr::null_mut(),
+        count: 0,
+    };
+}
+
+/// What one cache's owner has allocated minus what it has freed, in one size class (wrapping).
+struct LiveCount {
+    objects: AtomicUsize,
+    bytes: AtomicUsize,
+}
+
+impl LiveCount {
+    loom_const_fn! {
+        fn new() -> Self {
+            Self {
+                objects: AtomicUsize::new(0),
+                bytes: AtomicUsize::new(0),
+            }
+        }
+    }
+
+    /// Adds an allocation (`sign` 1) or a free (`sign` -1) of `bytes`; only the owner writes, so a load
+    /// and a store suffice (no locked instruction), and readers still see whole values.
+    #[inline(always)]
+    fn add(&self, objects: usize, bytes: usize) {
+        let o = self.objects.load(Ordering::Relaxed);
+        self.objects
+            .store(o.wrapping_add(objects), Ordering::Relaxed);
+        let b = self.bytes.load(Ordering::Relaxed);
+        self.bytes.store(b.wrapping_add(bytes), Ordering::Relaxed);
+    }
+
+    fn get(&self) -> (usize, usize) {
+        (
+            self.objects.load(Ordering::Relaxed),
+            self.bytes.load(Ordering::Relaxed),
+        )
+    }
+
+    fn clear(&self) {
+        self.objects.store(0, Ordering::Relaxed);
+        self.bytes.store(0, Ordering::Relaxed);
+    }
+}
+
+/// The cache's lifecycle (see the module's invariants).
+pub(crate) mod state {
+    /// Serves no slab.
+    pub(crate) const DETACHED: usize = 0;
+    /// Listed in the registry of the slab in `slab`.
+    pub(crate) const ATTACHED: usize = 1;
+    /// Its owner is giving its slots back (waiting for, or holding, the registry lock).
+    pub(crate) const DETACHING: usize = 2;
+    /// Its slab is being dropped and is taking its slots back (under the registry lock).
+    pub(crate) const ORPHANING: usize = 3;
+}
+
+/// A thread's cache of free slots for one slab: the lock-free fast path of
+/// [`Slab::alloc_cached`](crate::Slab::alloc_cached) and its siblings.
+///
+/// Keep one per thread and slab, pinned where it lives (a `thread_local!`, or memory that is dropped in
+/// place), and pass it to the slab's cached calls; it attaches to the slab on first use and gives its slots
+/// back when dropped. If the slab is dropped first, it takes the slots back itself and the cache becomes
+/// unattached.
+///
+/// ```
+/// use classalloc_slab::{Slab, SlabCache};
+/// use core::alloc::Layout;
+/// use core::pin::pin;
+///
+/// static SLAB: Slab = Slab::new();
+///
+/// let cache = pin!(SlabCache::new());
+/// let layout = Layout::new::<[u64; 4]>();
+/// let block = SLAB.alloc_cached(cache.as_ref(), layout).unwrap();
+/// assert_eq!(SLAB.totals().live_objects, 1);
+/// // SAFETY: allocated above with this layout from SLAB, freed once.
+/// unsafe { SLAB.dealloc_cached(cache.as_ref(), block.cast(), layout).unwrap() };
+/// assert_eq!(SLAB.totals().live_objects, 0);
+/// ```
+pub struct SlabCache {
+    bins: UnsafeCell<[Bin; CLASS_COUNT]>,
+    /// One bit per class whose bin or live count this cache has touched since it attached (set when a
+    /// bin is filled or pushed to while empty), so detaching visits only those.
+    touched: UnsafeCell<u128>,
+    live: [LiveCount; CLASS_COUNT],
+    /// Address of the slab it is attached to, 0 when none. Written by the owner (attach, detach) and by a
+    /// dropping slab (orphaning), never while the owner is inside a cached call of that slab.
+    slab: AtomicUsize,
+    state: AtomicUsize,
+    /// Gives the slots back to the slab and leaves its registry; set at attach (the slab's type is erased).
+    detach: UnsafeCell<Option<DetachFn>>,
+    /// Registry links, guarded by the registry lock of the slab the cache is attached to.
+    next: UnsafeCell<*const SlabCache>,
+    prev: UnsafeCell<*const SlabCache>,
+    _pinned: PhantomPinned,
+}
+
+/// The attached slab's detach routine: `(slab address, cache)`.
+pub(crate) type DetachFn = unsafe fn(usize, &SlabCache);
+
+// SAFETY: a cache is used by its owner thread; other threads touch it only under the slab's registry lock
+// at points where the owner cannot be using it (module invariants), or read its atomics.
+unsafe impl Sync for SlabCache {}
+// SAFETY: the raw pointers are slots of the attached slab, not thread-bound data.
+unsafe impl Send for SlabCache {}
+
+impl Default for SlabCache {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl SlabCache {
+    /// An empty, unattached cache.
+    #[cfg(not(loom))]
+    pub const fn new() -> Self {
+        Self {
+            bins: UnsafeCell::new([Bin::EMPTY; CLASS_COUNT]),
+            touched: UnsafeCell::new(0),
+            live: [const { LiveCount::new() }; CLASS_COUNT],
+            slab: AtomicUsize::new(0),
+            state: AtomicUsize::new(state::DETACHED),
+            detach: UnsafeCell::new(None),
+            next: UnsafeCell::new(ptr::null()),
+            prev: UnsafeCell::new(ptr::null()),
+            _pinned: PhantomPinned,
+        }
+    }
+
+    /// An empty, unattached cache (loom build: not `const`).
+    #[cfg(loom)]
+    pub fn new() -> Self {
+        Self {
+            bins: UnsafeCell::new([Bin::EMPTY; CLASS_COUNT]),
+            touched: UnsafeCell::new(0),
+            live: core::array::from_fn(|_| LiveCount::new()),
+            slab: AtomicUsize::new(0),
+            state: AtomicUsize::new(state::DETACHED),
+            detach: UnsafeCell::new(None),
+            next: UnsafeCell::new(ptr::null()),
+            prev: UnsafeCell::new(ptr::null()),
+            _pinned: PhantomPinned,
+        }
+    }
+
+    /// Whether the cache is attached to the slab at `slab`.
+    #[inline(always)]
+    pub(crate) fn serves(&self, slab: usize) -> bool {
+        self.slab.load(Ordering::Relaxed) == slab
+    }
+
+    /// Number of slots cached for `class` (for tests and statistics).
+    pub fn cached_slots(&self, class: SizeClass) -> usize {
+        // SAFETY: a read of the owner's bin; callers are the owner (tests) or hold the registry lock.
+        self.bins
+            .with(|bins| unsafe { (*bins)[class.index()].count as usize })
+    }
+
+    /// Takes a cached slot of `class` for a request of `size` bytes.
+    ///
+    /// # Safety
+    /// Called by the owner, inside a cached call of the slab it serves.
+    #[inline(always)]
+    pub(crate) unsafe fn pop(&self, class: SizeClass, size: usize) -> Option<NonNull<u8>> {
+        let index = class.index();
+        // SAFETY: the owner alone touches its bins during a cached call (module invariants); a listed
+        // slot is a free slot of this class holding the next link.
+        let slot = self.bins.with_mut(|bins| unsafe {
+            let bin = &mut (*bins)[index];
+            let slot = NonNull::new(bin.first)?;
+            bin.first = read_link(slot.as_ptr());
+            bin.count -= 1;
+            Some(slot)
+        })?;
+        unpoison_slot(slot, class);
+        self.live[index].add(1, size);
+        Some(slot)
+    }
+
+    /// Caches a freed slot of `class` (stated size `size`); `false` when the bin is full (nothing changed).
+    ///
+    /// # Safety
+    /// As for [`pop`](Self::pop); `slot` is a slot of `class` of the slab the cache serves, freed by the
+    /// caller, and the class is cached (`capacity(class) > 0`).
+    #[inline(always)]
+    pub(crate) unsafe fn push(&self, class: SizeClass, slot: NonNull<u8>, size: usize) -> bool {
+        let index = class.index();
+        // SAFETY: as for `pop`; the slot is ours to write its link into.
+        let pushed = self.bins.with_mut(|bins| unsafe {
+            let bin = &mut (*bins)[index];
+            if bin.count >= CAPACITY[index] {
+                return false;
+            }
+            if bin.count == 0 {
+                self.touch(index);
+            }
+            write_link(slot.as_ptr(), bin.first);
+            bin.first = slot.as_ptr();
+            bin.count += 1;
+            true
+        });
+        if pushed {
+            poison_slot(slot, class);
+        }
+        if pushed {
+            self.live[index].add(usize::MAX, size.wrapping_neg());
+        }
+        pushed
+    }
+
+    /// Records an in-place resize of a live object of `class` from `old` to `new` bytes.
+    #[inline]
+    pub(crate) fn count_resize(&self, class: SizeClass, old: usize, new: usize) {
+        self.live[class.index()].add(0, new.wrapping_sub(old));
+    }
+
+    /// Puts a refilled list of `count` slots (linked through their first words) into `class`'s bin, which
+    /// is empty.
+    ///
+    /// # Safety
+    /// As for [`pop`](Self::pop); the list holds `count` free slots of `class` taken for this cache.
+    #[inline]
+    pub(crate) unsafe fn fill(&self, class: SizeClass, first: *mut u8, count: u32) {
+        self.touch(class.index());
+        // SAFETY: per the contract.
+        self.bins.with_mut(|bins| unsafe {
+            let bin = &mut (*bins)[class.index()];
+            debug_assert_eq!(bin.count, 0);
+            *bin = Bin { first, count };
+        });
+    }
+
+    /// Marks class `index` as touched (owner only).
+    #[inline]
+    fn touch(&self, index: usize) {
+        // SAFETY: only the owner, inside a cached call, writes the marks.
+        self.touched
+            .with_mut(|touched| unsafe { *touched |= 1u128 << index });
+    }
+
+    /// The classes touched since the cache attached, smallest first.
+    ///
+    /// # Safety
+    /// As for [`take`](Self::take).
+    pub(crate) unsafe fn touched_classes(&self) -> impl Iterator<Item = SizeClass> {
+        // SAFETY: per the contract.
+        let touched = self.touched.with(|touched| unsafe { *touched });
+        SizeClass::all().filter(move |class| touched & (1u128 << class.index()) != 0)
+    }
+
+    /// Detaches up to `count` slots from the front of `class`'s bin and returns them as a list
+    /// (null-terminated) with their number.
+    ///
+    /// # Safety
+    /// The caller may touch the bins (the owner inside a cached call, or a holder of the registry lock at a
+    /// point where the owner cannot be using the cache).
+    pub(crate) unsafe fn take(&self, class: SizeClass, count: u32) -> (*mut u8, u32) {
+        // SAFETY: per the contract; every listed slot holds its next link.
+        self.bins.with_mut(|bins| unsafe {
+            let bin = &mut (*bins)[class.index()];
+            let taken = count.min(bin.count);
+            if taken == 0 {
+                return (ptr::null_mut(), 0);
+            }
+            let first = bin.first;
+            if taken == bin.count {
+                // The whole list, already null-terminated: no walk.
+                *bin = Bin::EMPTY;
+                return (first, taken);
+            }
+            let mut last = first;
+            for _ in 1..taken {
+                last = read_link(last);
+            }
+            bin.first = read_link(last);
+            bin.count -= taken;
+            write_link(last, ptr::null_mut());
+            (first, taken)
+        })
+    }
+
+    /// Forgets every cached slot (their memory is being released with their blocks).
+    ///
+    /// # Safety
+    /// As for [`take`](Self::take).
+    pub(crate) unsafe fn forget_all(&self) {
+        // SAFETY: per the contract.
+        for class in unsafe { self.touched_classes() } {
+            // SAFETY: per the contract.
+            self.bins
+                .with_mut(|bins| unsafe { (*bins)[class.index()] = Bin::EMPTY });
+        }
+    }
+
+    /// The owner's net allocations in `class`: (objects, bytes), wrapping.
+    pub(crate) fn live(&self, class: SizeClass) -> (usize, usize) {
+        self.live[class.index()].get()
+    }
+
+    /// Zeroes the live counts (after they were folded into the slab's) and the touched marks.
+    ///
+    /// # Safety
+    /// As for [`take`](Self::take).
+    pub(crate) unsafe fn clear_live(&self) {
+        // SAFETY: per the contract.
+        for class in unsafe { self.touched_classes() } {
+            self.live[class.index()].clear();
+        }
+        // SAFETY: per the contract.
+        self.touched.with_mut(|touched| unsafe { *touched = 0 });
+    }
+
+    pub(crate) fn state(&self) -> &AtomicUsize {
+        &self.state
+    }
+
+    pub(crate) fn slab_address(&self) -> &AtomicUsize {
+        &self.slab
+    }
+
+    /// # Safety
+    /// The caller holds the registry lock of the slab the cache is (being) attached to, or is the owner
+    /// attaching it.
+    pub(crate) unsafe fn set_detach(&self, detach: Option<DetachFn>) {
+        // SAFETY: per the contract.
+        self.detach.with_mut(|cell| unsafe { *cell = detach })
+    }
+
+    /// # Safety
+    /// As for [`set_detach`](Self::set_detach).
+    pub(crate) unsafe fn next(&self) -> *const SlabCache {
+        // SAFETY: per the contract.
+        self.next.with(|cell| unsafe { *cell })
+    }
+
+    /// # Safety
+    /// As for [`set_detach`](Self::set_detach).
+    pub(crate) unsafe fn set_links(&self, prev: *const SlabCache, next: *const SlabCache) {
+        // SAFETY: per the contract.
+        unsafe {
+            self.prev.with_mut(|cell| *cell = prev);
+            self.next.with_mut(|cell| *cell = next);
+        }
+    }
+
+    /// # Safety
+    /// As for [`set_detach`](Self::set_detach).
+    pub(crate) unsafe fn prev(&self) -> *const SlabCache {
+        // SAFETY: per the contract.
+        self.prev.with(|cell| unsafe { *cell })
+    }
+
+    /// # Safety
+    /// As for [`set_detach`](Self::set_detach).
+    pub(crate) unsafe fn set_next(&self, next: *const SlabCache) {
+        // SAFETY: per the contract.
+        self.next.with_mut(|cell| unsafe { *cell = next })
+    }
+
+    /// # Safety
+    /// As for [`set_detach`](Self::set_detach).
+    pub(crate) unsafe fn set_prev(&self, prev: *const SlabCache) {
+        // SAFETY: per the contract.
+        self.prev.with_mut(|cell| unsafe { *cell = prev })
+    }
+
+    /// Gives every cached slot back to the slab and leaves its registry; nothing happens if the cache is
+    /// unattached (never used, or its slab was dropped and took the slots back).
+    fn detach(&self) {
+        loop {
+            match self.state.compare_exchange(
+                state::ATTACHED,
+                state::DETACHING,
+                Ordering::Acquire,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => break,
+                // The slab is being dropped and is emptying this cache: its memory must stay until then.
+                Err(state::ORPHANING) => crate::sync::yield_now(),
+                Err(_) => return,
+            }
+        }
+        // The slab cannot finish dropping while we are DETACHING and listed, so its address stays valid
+        // until the detach routine has unlisted us.
+        let slab = self.slab.load(Ordering::Relaxed);
+        // SAFETY: only the owner writes `detach` outside the registry lock, at attach.
+        let routine = self.detach.with(|cell| unsafe { *cell });
+        if let Some(routine) = routine {
+            // SAFETY: `routine` was set by the slab at `slab` when it attached us, and that slab is alive.
+            unsafe { routine(slab, self) };
+        }
+    }
+}
+
+impl Drop for SlabCache {
+    fn drop(&mut self) {
+        self.detach();
+    }
+}

@@ -1,0 +1,95 @@
+//! Memory the page source hands out again is zero: slab blocks given back by their heads and medium blocks
+//! kept in the source's cache. Alone in its binary (one test), so that the process-wide source reuses
+//! exactly the blocks this test gave back.
+
+use classalloc_slab::{pages, SizeClass, Slab};
+use core::ptr::NonNull;
+use std::collections::HashSet;
+
+fn all_bytes(ptr: NonNull<u8>, len: usize, byte: u8) -> bool {
+    // SAFETY: callers pass a live allocation of at least `len` bytes.
+    unsafe { core::slice::from_raw_parts(ptr.as_ptr(), len) }
+        .iter()
+        .all(|&b| b == byte)
+}
+
+#[test]
+fn blocks_and_medium_allocations_are_aligned_and_zero_when_reused() {
+    let slab = Slab::new();
+    let class = SizeClass::for_size(64).unwrap();
+    let geometry = slab.geometry(class);
+    let count = 4 * geometry.capacity;
+    let base_of = |p: NonNull<u8>| p.as_ptr() as usize & !(geometry.block_size - 1);
+
+    // Four blocks of 64-byte slots, every byte written, then all freed: one block stays as the head's
+    // spare, the others go back to the page source (cached or purged).
+    let first: Vec<NonNull<u8>> = (0..count).map(|_| slab.malloc(64).unwrap()).collect();
+    let first_blocks: HashSet<usize> = first.iter().map(|&p| base_of(p)).collect();
+    assert_eq!(first_blocks.len(), 4);
+    for &base in &first_blocks {
+        assert_eq!(
+            base % geometry.block_size,
+            0,
+            "blocks are aligned to their size"
+        );
+    }
+    for &p in &first {
+        // SAFETY: live 64-byte allocations.
+        unsafe { p.as_ptr().write_bytes(0xFF, 64) };
+    }
+    for p in first {
+        // SAFETY: live 64-byte allocations, freed once.
+        unsafe { slab.free(p, 64).unwrap() };
+    }
+    assert_eq!(slab.class_stats(class).blocks, 1);
+    // Whatever the cache kept goes back to the buddy now: the next blocks come from the same pages.
+    pages::trim();
+    assert_eq!(pages::stats().cached_bytes, 0);
+
+    // calloc trusts fresh slots to be zero (it does not clear them): every byte must be.
+    let second: Vec<NonNull<u8>> = (0..count).map(|_| slab.calloc(64).unwrap()).collect();
+    let second_blocks: HashSet<usize> = second.iter().map(|&p| base_of(p)).collect();
+    assert!(
+        first_blocks.intersection(&second_blocks).count() >= 3,
+        "the freed blocks were reused"
+    );
+    for &p in &second {
+        assert!(all_bytes(p, 64, 0), "a reused block was not zero at {p:p}");
+    }
+    for p in second {
+        // SAFETY: live 64-byte allocations, freed once.
+        unsafe { slab.free(p, 64).unwrap() };
+    }
+
+    // A medium block comes back from the cache (LIFO: the same one), dirty for malloc, zero for calloc.
+    let size = 256 << 10;
+    let p = slab.malloc(size).unwrap();
+    assert_eq!(p.as_ptr() as usize % size, 0);
+    // SAFETY: a live allocation of `size` bytes.
+    unsafe { p.as_ptr().write_bytes(0xEE, size) };
+    // SAFETY: freed once, with its size.
+    unsafe { slab.free(p, size).unwrap() };
+    assert!(
+        pages::stats().cached_bytes >= size,
+        "kept resident for reuse"
+    );
+    let q = slab.malloc(size).unwrap();
+    assert_eq!(q, p, "taken back from the cache");
+    // SAFETY: freed once, with its size.
+    unsafe { slab.free(q, size).unwrap() };
+    let r = slab.calloc(size).unwrap();
+    assert_eq!(r, p, "taken back from the cache");
+    assert!(all_bytes(r, size, 0), "calloc of a cached block is zero");
+    // SAFETY: live allocation, written then freed.
+    unsafe {
+        r.as_ptr().write_bytes(0xEE, size);
+        slab.free(r, size).unwrap();
+    }
+    // Purged into the buddy and handed out again: zero without any clearing.
+    pages::trim();
+    let s = slab.malloc(size).unwrap();
+    assert_eq!(s, p, "the buddy hands the same block out again");
+    assert!(all_bytes(s, size, 0), "a purged block is zero");
+    // SAFETY: freed once, with its size.
+    unsafe { slab.free(s, size).unwrap() };
+}

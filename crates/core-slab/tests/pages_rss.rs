@@ -1,0 +1,107 @@
+//! Memory goes back: after medium allocations and slab blocks are freed, the process's anonymous resident
+//! memory falls back to what it was, but for the source's bounded cache and a head's spare. Alone in its
+//! binary (one test), so that nothing else moves the process's resident memory meanwhile.
+
+use classalloc_slab::{pages, Slab};
+use core::ptr::NonNull;
+
+/// Anonymous resident bytes, from the page tables (as `benches/src/rss.rs` reads them).
+fn anonymous_bytes() -> usize {
+    let rollup = std::fs::read_to_string("/proc/self/smaps_rollup").unwrap();
+    let kib: usize = rollup
+        .lines()
+        .find_map(|line| line.strip_prefix("Anonymous:"))
+        .and_then(|rest| rest.trim().strip_suffix("kB"))
+        .and_then(|number| number.trim().parse().ok())
+        .expect("an Anonymous line");
+    kib * 1024
+}
+
+const MIB: usize = 1 << 20;
+
+#[test]
+#[cfg_attr(
+    classalloc_asan,
+    ignore = "AddressSanitizer writes shadow memory for the free blocks it poisons"
+)]
+fn freed_medium_and_block_memory_leaves_the_process() {
+    let slab = Slab::new();
+    let small_count = (64 * MIB) / 64;
+    // Large medium blocks, then many small ones: a 9000-byte allocation takes 3 pages of a 16 KiB block,
+    // so pages left resident by the buddy's links (a page per free block) would show.
+    let medium_sizes: Vec<usize> = [MIB, 300_000, 40_000, 2 * MIB + 5]
+        .repeat(12)
+        .into_iter()
+        .chain([9000; 3000])
+        .collect();
+    let medium_count = medium_sizes.len();
+    // Bookkeeping first, written through, so that it is part of the baseline.
+    let mut small: Vec<usize> = vec![1; small_count];
+    let mut medium: Vec<(usize, usize)> = vec![(1, 1); medium_count];
+    let baseline = anonymous_bytes();
+
+    let mut medium_bytes = 0;
+    for (i, slot) in medium.iter_mut().enumerate() {
+        let size = medium_sizes[i];
+        let p = slab.malloc(size).unwrap();
+        // SAFETY: a live allocation of `size` bytes.
+        unsafe { p.as_ptr().write_bytes(0x4D, size) };
+        *slot = (p.as_ptr() as usize, size);
+        medium_bytes += size;
+    }
+    for slot in small.iter_mut() {
+        let p = slab.malloc(64).unwrap();
+        // SAFETY: a live 64-byte allocation.
+        unsafe { p.as_ptr().write_bytes(0x53, 64) };
+        *slot = p.as_ptr() as usize;
+    }
+    let peak = anonymous_bytes();
+    let written = medium_bytes + 64 * small_count;
+    eprintln!(
+        "baseline {} MiB, peak {} MiB ({} MiB written)",
+        baseline / MIB,
+        peak / MIB,
+        written / MIB
+    );
+    assert!(peak - baseline >= written * 95 / 100);
+
+    for &(addr, size) in &medium {
+        // SAFETY: live allocations of these sizes, freed once.
+        unsafe {
+            slab.free(NonNull::new(addr as *mut u8).unwrap(), size)
+                .unwrap()
+        };
+    }
+    for &addr in &small {
+        // SAFETY: live 64-byte allocations, freed once.
+        unsafe {
+            slab.free(NonNull::new(addr as *mut u8).unwrap(), 64)
+                .unwrap()
+        };
+    }
+    let after = anonymous_bytes();
+    let stats = pages::stats();
+    eprintln!(
+        "after the frees: {} KiB above the baseline; source {:?}",
+        (after.saturating_sub(baseline)) / 1024,
+        stats
+    );
+    // What may stay: the source's cache (at most 4 MiB), the head's spare (its pages go back in a wave of
+    // frees, so at most a block), the buddy's links (a page per free block) and the arena's metadata.
+    assert!(stats.cached_bytes <= 4 * MIB);
+    assert!(
+        after <= baseline + 6 * MIB,
+        "{} MiB still resident above the baseline",
+        (after - baseline) / MIB
+    );
+
+    pages::trim();
+    let trimmed = anonymous_bytes();
+    eprintln!(
+        "after trim: {} KiB above the baseline",
+        trimmed.saturating_sub(baseline) / 1024
+    );
+    assert_eq!(pages::stats().cached_bytes, 0);
+    assert!(trimmed <= baseline + 2 * MIB);
+    drop((small, medium));
+}

@@ -1,0 +1,183 @@
+//! The thread-local front end: where each thread keeps its [`SlabCache`]s.
+//!
+//! - The process-wide slab behind [`Global`](crate::Global) and the seed functions: one cache per thread,
+//!   in a `thread_local!`.
+//! - Each [`ClassAlloc`](crate::ClassAlloc): a cache per lifetime class, in memory this thread maps for
+//!   them, found through a small per-thread directory keyed by the allocator's address.
+//!
+//! Caches give their slots back when their thread exits (their destructors detach them). A call made
+//! after that, during the rest of the thread's teardown, finds no cache and takes the locked path, so
+//! allocating in another thread-local's destructor works. Nothing here allocates through the global
+//! allocator: this code runs inside it.
+
+use crate::MAX_CLASSES;
+use classalloc_slab::{os, SlabCache};
+use core::cell::Cell;
+use core::mem::size_of;
+use core::pin::Pin;
+use core::ptr::{self, NonNull};
+
+std::thread_local! {
+    // Const-initialised: no lazy initialisation path, and no allocation to register its destructor.
+    static GLOBAL_CACHE: SlabCache = const { SlabCache::new() };
+}
+
+/// Runs `cached` with this thread's cache for the process-wide slab, or `uncached` once the cache is
+/// gone (thread teardown).
+#[inline(always)]
+pub(crate) fn with_global_cache<R>(
+    cached: impl FnOnce(Pin<&SlabCache>) -> R,
+    uncached: impl FnOnce() -> R,
+) -> R {
+    // SAFETY: a thread-local never moves, and is dropped in place (or never, at process exit) before its
+    // memory is reused: the pinning guarantee.
+    match GLOBAL_CACHE.try_with(|cache| cached(unsafe { Pin::new_unchecked(cache) })) {
+        Ok(result) => result,
+        Err(_) => uncached(),
+    }
+}
+
+/// One thread's caches for one `ClassAlloc`: one per lifetime class, each serving that class's slab.
+struct ClassCaches {
+    caches: [SlabCache; MAX_CLASSES],
+}
+
+/// Bytes mapped for one `ClassCaches` (whole pages; only the caches a thread uses are touched).
+const CLASS_CACHES_BYTES: usize = size_of::<ClassCaches>().next_multiple_of(os::PAGE_SIZE);
+
+impl ClassCaches {
+    /// Maps and initialises a set of caches; `None` when the OS refuses memory.
+    fn create() -> Option<NonNull<ClassCaches>> {
+        let memory = os::map(CLASS_CACHES_BYTES)?.cast::<ClassCaches>();
+        // SAFETY: fresh, page-aligned (so aligned for ClassCaches), writable memory of the right size;
+        // each cache is written in place so none is built on the stack as a whole.
+        unsafe {
+            let caches = ptr::addr_of_mut!((*memory.as_ptr()).caches).cast::<SlabCache>();
+            for index in 0..MAX_CLASSES {
+                caches.add(index).write(SlabCache::new());
+            }
+        }
+        Some(memory)
+    }
+
+    /// Drops the caches (each gives its slots back to its slab, if that slab still exists) and unmaps them.
+    ///
+    /// # Safety
+    /// `memory` came from `create` and nothing uses it any more.
+    unsafe fn destroy(memory: NonNull<ClassCaches>) {
+        // SAFETY: per the contract; the caches are dropped in place, as pinning requires, before unmapping.
+        unsafe {
+            ptr::drop_in_place(memory.as_ptr());
+            os::unmap(memory.cast(), CLASS_CACHES_BYTES);
+        }
+    }
+}
+
+/// How many `ClassAlloc`s a thread keeps caches for at once; a thread using more evicts the oldest.
+const DIRECTORY_ENTRIES: usize = 4;
+
+/// One directory entry: the allocator's address (0: empty) and its caches.
+#[derive(Clone, Copy)]
+struct Entry {
+    allocator: usize,
+    caches: Option<NonNull<ClassCaches>>,
+}
+
+const EMPTY_ENTRY: Entry = Entry {
+    allocator: 0,
+    caches: None,
+};
+
+/// A thread's directory of `ClassAlloc` caches, most recently used first.
+struct Directory {
+    entries: Cell<[Entry; DIRECTORY_ENTRIES]>,
+}
+
+impl Drop for Directory {
+    fn drop(&mut self) {
+        for entry in self.entries.replace([EMPTY_ENTRY; DIRECTORY_ENTRIES]) {
+            if let Some(caches) = entry.caches {
+                // SAFETY: the directory owned these caches and is going away.
+                unsafe { ClassCaches::destroy(caches) };
+            }
+        }
+    }
+}
+
+std::thread_local! {
+    static DIRECTORY: Directory = const {
+        Directory {
+            entries: Cell::new([EMPTY_ENTRY; DIRECTORY_ENTRIES]),
+        }
+    };
+}
+
+impl Directory {
+    /// This thread's caches for the allocator at `allocator`, made on first use.
+    #[inline(always)]
+    fn caches(&self, allocator: usize) -> Option<NonNull<ClassCaches>> {
+        let entries = self.entries.get();
+        if entries[0].allocator == allocator {
+            return entries[0].caches;
+        }
+        self.caches_slow(allocator)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn caches_slow(&self, allocator: usize) -> Option<NonNull<ClassCaches>> {
+        let mut entries = self.entries.get();
+        let found = entries
+            .iter()
+            .position(|entry| entry.allocator == allocator);
+        let entry = match found {
+            Some(index) => entries[index],
+            None => {
+                // An allocator that was dropped left its entry behind with orphaned caches; a new one at
+                // the same address finds them above and they attach to its slabs afresh.
+                let caches = ClassCaches::create()?;
+                let evicted = entries[DIRECTORY_ENTRIES - 1];
+                if let Some(old) = evicted.caches {
+                    // SAFETY: the entry leaves the directory, and no call is using its caches now (calls
+                    // do not nest on one thread: nothing in them allocates).
+                    unsafe { ClassCaches::destroy(old) };
+                }
+                Entry {
+                    allocator,
+                    caches: Some(caches),
+                }
+            }
+        };
+        // Move to the front.
+        let position = found.unwrap_or(DIRECTORY_ENTRIES - 1);
+        entries.copy_within(0..position, 1);
+        entries[0] = entry;
+        self.entries.set(entries);
+        entry.caches
+    }
+}
+
+/// Runs `cached` with this thread's cache for lifetime class `class` of the `ClassAlloc` at `allocator`,
+/// or `uncached` when there is none (thread teardown, or the OS refused memory for the caches).
+#[inline(always)]
+pub(crate) fn with_class_cache<R>(
+    allocator: usize,
+    class: usize,
+    cached: impl FnOnce(Pin<&SlabCache>) -> R,
+    uncached: impl FnOnce() -> R,
+) -> R {
+    debug_assert!(class < MAX_CLASSES);
+    let caches = DIRECTORY
+        .try_with(|directory| directory.caches(allocator))
+        .ok()
+        .flatten();
+    match caches {
+        Some(caches) => {
+            // SAFETY: the caches live in memory this thread mapped and only this thread's directory
+            // frees (dropping them in place first), so they are pinned; `class` is below MAX_CLASSES.
+            let cache = unsafe { Pin::new_unchecked(&(*caches.as_ptr()).caches[class]) };
+            cached(cache)
+        }
+        None => uncached(),
+    }
+}
