@@ -536,7 +536,12 @@ impl Model {
         );
         assert!(len >= new_size, "{}: usable length {len} < size", what());
         let kept = old.size.min(new_size);
-        let moved = Entry { ptr, len, ..old };
+        let moved = Entry {
+            ptr,
+            len,
+            size: kept,
+            ..old
+        };
         moved.check_fill(kept, what);
         if zeroed && old.api == Api::Sized && new_size > old.size {
             // SAFETY: the new allocation holds `new_size` bytes.

@@ -336,9 +336,13 @@ impl SlabCache {
         pushed
     }
 
-    /// Records an in-place resize of a live object of `class` from `old` to `new` bytes.
+    /// Records an in-place resize of a live object of `class` from `old` to `new` bytes (owner only, inside
+    /// a cached call). Marks the class touched: a detach folds, and a release clears, the counts of touched
+    /// classes only, and the object may have been allocated elsewhere (under the locks, in a class that is
+    /// not cached, or by another thread).
     #[inline]
     pub(crate) fn count_resize(&self, class: SizeClass, old: usize, new: usize) {
+        self.touch(class.index());
         self.live[class.index()].add(0, new.wrapping_sub(old));
     }
 

@@ -1,7 +1,8 @@
 //! Releasing a whole slab, owner tags, and the registry of large allocations.
 
-use classalloc_slab::{FreeError, SizeClass, Slab};
+use classalloc_slab::{FreeError, SizeClass, Slab, SlabCache};
 use core::alloc::Layout;
+use core::pin::pin;
 use core::ptr::NonNull;
 
 fn resident_bytes() -> usize {
@@ -127,4 +128,74 @@ fn the_large_registry_checks_frees_and_survives_many_entries() {
         0,
         "the registry lives outside the slabs"
     );
+}
+
+/// Found by `cargo xtask fuzz` (facade target): an in-place resize counted on a thread cache in a class
+/// the cache had not touched (here the 4-byte class, which is never cached) was forgotten by `release`,
+/// which clears the counts of touched classes only, so the slab showed `live_bytes == usize::MAX` with
+/// nothing allocated.
+#[test]
+fn release_forgets_what_an_in_place_resize_counted_on_a_cache() {
+    let slab = Slab::new();
+    let cache = pin!(SlabCache::new());
+    // SAFETY: every allocation is freed once, with its size, or forgotten at the release.
+    unsafe {
+        // A cached call in another class attaches the cache to the slab.
+        let warm = slab.malloc_cached(cache.as_ref(), 64).unwrap();
+        slab.free_cached(cache.as_ref(), warm, 64).unwrap();
+        // The 4-byte class: allocated and freed under the locks, resized in place through the cache.
+        let p = slab.malloc_cached(cache.as_ref(), 4).unwrap();
+        let p = slab.remalloc_cached(cache.as_ref(), p, 4, 3).unwrap();
+        slab.free_cached(cache.as_ref(), p, 3).unwrap();
+        assert_eq!(
+            (slab.totals().live_objects, slab.totals().live_bytes),
+            (0, 0)
+        );
+        // A live object resized in place, then released with the slab.
+        let q = slab.malloc_cached(cache.as_ref(), 4).unwrap();
+        slab.remalloc_cached(cache.as_ref(), q, 4, 3).unwrap();
+        slab.release();
+    }
+    let totals = slab.totals();
+    assert_eq!((totals.live_objects, totals.live_bytes), (0, 0));
+}
+
+/// The same forgotten count, when the cache's thread exits: the resize made on another thread's cache
+/// must be folded into the slab's counts.
+#[test]
+fn a_resize_counted_on_an_exiting_threads_cache_is_kept() {
+    let slab = Slab::new();
+    let layout = Layout::from_size_align(17, 1).unwrap();
+    let p = slab.alloc(layout).unwrap().cast::<u8>();
+    /// The allocation, handed to the other thread.
+    struct Live(NonNull<u8>);
+    // SAFETY: the allocation is plain memory of the slab, which is `Sync`; one thread uses it at a time.
+    unsafe impl Send for Live {}
+    let live = Live(p);
+    let slab = &slab;
+    std::thread::scope(|scope| {
+        scope.spawn(move || {
+            let live = live;
+            let p = live.0;
+            let cache = pin!(SlabCache::new());
+            // SAFETY: `warm` is freed at once; `p` is live with `layout` and resized within its class
+            // (17 and 24 bytes share the 24-byte class), so it stays where it is.
+            unsafe {
+                let warm = slab.malloc_cached(cache.as_ref(), 64).unwrap();
+                slab.free_cached(cache.as_ref(), warm, 64).unwrap();
+                let same = slab.realloc_cached(cache.as_ref(), p, layout, 24).unwrap();
+                assert_eq!(same.cast::<u8>(), p);
+            }
+            // The cache detaches here, folding its counts into the slab's.
+        });
+    });
+    let totals = slab.totals();
+    assert_eq!((totals.live_objects, totals.live_bytes), (1, 24));
+    // SAFETY: `p` is live with 24 bytes and alignment 1.
+    unsafe {
+        slab.dealloc(p, Layout::from_size_align(24, 1).unwrap())
+            .unwrap()
+    };
+    let totals = slab.totals();
+    assert_eq!((totals.live_objects, totals.live_bytes), (0, 0));
 }
