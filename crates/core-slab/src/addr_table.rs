@@ -1,36 +1,44 @@
-//! An address-keyed hash table in memory mapped for it (the allocator cannot allocate its own
-//! bookkeeping): checked mode's block registry. Its memory comes from the page source.
+//! An address-keyed hash table in memory taken from the page source (the allocator cannot allocate its own
+//! bookkeeping): the large path's registry of live allocations and checked mode's block registry.
 
 use crate::os::PAGE_SIZE;
 use crate::pages::{self, Need, Return};
 use core::ptr::{self, NonNull};
 
-/// An open-addressing hash table (linear probing, backward-shift deletion) of address -> value, in
-/// memory mapped for it; not locked itself (its users hold a lock around it).
-#[derive(Clone, Copy)]
-pub(crate) struct AddrTable {
-    entries: *mut Entry,
+/// An entry keyed by an address; the all-zero entry (address 0) marks an empty place, since nothing
+/// starts at address 0.
+pub(crate) trait Keyed: Copy {
+    /// The empty entry: all zero, so that zeroed memory is an empty table.
+    const EMPTY: Self;
+    /// The address the entry is found by.
+    fn addr(&self) -> usize;
+}
+
+/// An open-addressing hash table (linear probing, backward-shift deletion) of entries keyed by address;
+/// not locked itself (its users hold a lock around it).
+pub(crate) struct AddrTable<E> {
+    entries: *mut E,
     pub(crate) capacity: usize,
     pub(crate) len: usize,
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Entry {
-    /// 0 marks an empty entry (nothing starts at address 0).
-    pub(crate) addr: usize,
-    pub(crate) value: usize,
+impl<E> Clone for AddrTable<E> {
+    fn clone(&self) -> Self {
+        *self
+    }
 }
+impl<E> Copy for AddrTable<E> {}
 
-impl AddrTable {
-    pub(crate) const EMPTY: AddrTable = AddrTable {
+impl<E: Keyed> AddrTable<E> {
+    pub(crate) const EMPTY: AddrTable<E> = AddrTable {
         entries: ptr::null_mut(),
         capacity: 0,
         len: 0,
     };
-    const MIN_CAPACITY: usize = PAGE_SIZE / core::mem::size_of::<Entry>();
+    const MIN_CAPACITY: usize = PAGE_SIZE / core::mem::size_of::<E>();
 
     #[inline]
-    pub(crate) fn home(&self, addr: usize) -> usize {
+    fn home(&self, addr: usize) -> usize {
         // Fibonacci hashing of the page number; capacity is a power of two.
         let hash = ((addr >> 12) as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
         (hash >> (64 - self.capacity.trailing_zeros())) as usize
@@ -38,7 +46,7 @@ impl AddrTable {
 
     /// # Safety
     /// `index < capacity` and the table is mapped.
-    pub(crate) unsafe fn entry(&self, index: usize) -> *mut Entry {
+    pub(crate) unsafe fn entry(&self, index: usize) -> *mut E {
         // SAFETY: per the contract the index is within the mapped array.
         unsafe { self.entries.add(index) }
     }
@@ -52,30 +60,30 @@ impl AddrTable {
         loop {
             // SAFETY: index is masked to the capacity of the mapped array.
             let entry = unsafe { *self.entry(index) };
-            if entry.addr == addr {
+            if entry.addr() == addr {
                 return Some(index);
             }
-            if entry.addr == 0 {
+            if entry.addr() == 0 {
                 return None;
             }
             index = (index + 1) & mask;
         }
     }
 
-    /// Inserts a new address; false when the table could not grow (the OS refused memory).
-    pub(crate) fn insert(&mut self, addr: usize, value: usize) -> bool {
+    /// Inserts a new entry; false when the table could not grow (the OS refused memory).
+    pub(crate) fn insert(&mut self, new: E) -> bool {
         if (self.len + 1) * 2 > self.capacity && !self.grow() {
             return false;
         }
         let mask = self.capacity - 1;
-        let mut index = self.home(addr);
+        let mut index = self.home(new.addr());
         // SAFETY: indices are masked to the capacity; the load factor stays below 1/2, so an empty
         // entry exists.
         unsafe {
-            while (*self.entry(index)).addr != 0 {
+            while (*self.entry(index)).addr() != 0 {
                 index = (index + 1) & mask;
             }
-            *self.entry(index) = Entry { addr, value };
+            *self.entry(index) = new;
         }
         self.len += 1;
         true
@@ -85,20 +93,20 @@ impl AddrTable {
         let mask = self.capacity - 1;
         // SAFETY: all indices are masked to the capacity of the mapped array.
         unsafe {
-            *self.entry(hole) = Entry { addr: 0, value: 0 };
+            *self.entry(hole) = E::EMPTY;
             // Backward shift: pull later entries of the probe run into the hole when their home allows.
             let mut index = (hole + 1) & mask;
             loop {
                 let entry = *self.entry(index);
-                if entry.addr == 0 {
+                if entry.addr() == 0 {
                     break;
                 }
-                let home = self.home(entry.addr);
+                let home = self.home(entry.addr());
                 let distance_home = index.wrapping_sub(home) & mask;
                 let distance_hole = index.wrapping_sub(hole) & mask;
                 if distance_home >= distance_hole {
                     *self.entry(hole) = entry;
-                    *self.entry(index) = Entry { addr: 0, value: 0 };
+                    *self.entry(index) = E::EMPTY;
                     hole = index;
                 }
                 index = (index + 1) & mask;
@@ -107,34 +115,35 @@ impl AddrTable {
         self.len -= 1;
     }
 
+    /// Room for twice the entries; false when the source refused memory (the table is unchanged).
     pub(crate) fn grow(&mut self) -> bool {
         let capacity = (self.capacity * 2).max(Self::MIN_CAPACITY);
-        let bytes = capacity * core::mem::size_of::<Entry>();
-        // From the page source (zeroed: an empty entry is all zero), like the blocks it indexes.
+        let bytes = capacity * core::mem::size_of::<E>();
+        // From the page source (zeroed: an empty entry is all zero), like the memory it indexes.
         let Some(grant) = pages::source().alloc(bytes.trailing_zeros(), Need::Zeroed) else {
             return false;
         };
-        let mapped = grant.ptr;
         let old = *self;
         *self = AddrTable {
-            entries: mapped.as_ptr().cast(),
+            entries: grant.ptr.as_ptr().cast(),
             capacity,
             len: 0,
         };
         for index in 0..old.capacity {
             // SAFETY: index < old.capacity of the old mapped array.
             let entry = unsafe { *old.entry(index) };
-            if entry.addr != 0 {
-                self.insert(entry.addr, entry.value);
+            if entry.addr() != 0 {
+                self.insert(entry);
             }
         }
         old.unmap();
         true
     }
 
+    /// Gives the table's memory back to the page source.
     pub(crate) fn unmap(self) {
         if let Some(entries) = NonNull::new(self.entries) {
-            let bytes = self.capacity * core::mem::size_of::<Entry>();
+            let bytes = self.capacity * core::mem::size_of::<E>();
             // SAFETY: the array came from the source in `grow` with this size and is no longer
             // referenced.
             unsafe {

@@ -10,7 +10,7 @@
 //! and the slot's bit is set. One process-wide lock guards the registry, so a block cannot be unmapped
 //! while a free is being checked against it.
 
-use crate::addr_table::AddrTable;
+use crate::addr_table::{AddrTable, Keyed};
 use crate::error::FreeError;
 use crate::pages::{self, Need, Return, MIN_ORDER};
 use core::ptr::NonNull;
@@ -33,7 +33,21 @@ struct BitmapHeader {
 /// The process-wide registry; std's lock even under loom (the registry is not part of the models, and
 /// checked mode is off in loom's release builds).
 struct Registry {
-    table: AddrTable,
+    table: AddrTable<Block>,
+}
+
+/// A registered block: its base and the address of its bitmap.
+#[derive(Clone, Copy)]
+struct Block {
+    base: usize,
+    bitmap: usize,
+}
+
+impl Keyed for Block {
+    const EMPTY: Block = Block { base: 0, bitmap: 0 };
+    fn addr(&self) -> usize {
+        self.base
+    }
 }
 
 // SAFETY: the table's memory is only reached under the mutex.
@@ -54,7 +68,7 @@ impl Registry {
     fn bitmap(&self, base: usize) -> Option<NonNull<BitmapHeader>> {
         let index = self.table.find(base)?;
         // SAFETY: `find` returned an index below the capacity.
-        let value = unsafe { (*self.table.entry(index)).value };
+        let value = unsafe { (*self.table.entry(index)).bitmap };
         NonNull::new(value as *mut BitmapHeader)
     }
 }
@@ -96,10 +110,10 @@ pub(crate) fn register_block(
             owner,
         })
     };
-    if registry()
-        .table
-        .insert(base.as_ptr() as usize, header.as_ptr() as usize)
-    {
+    if registry().table.insert(Block {
+        base: base.as_ptr() as usize,
+        bitmap: header.as_ptr() as usize,
+    }) {
         true
     } else {
         // SAFETY: just handed out, never shared.
@@ -115,7 +129,7 @@ pub(crate) fn unregister_block(base: NonNull<u8>) {
         return;
     };
     // SAFETY: `find` returned an index below the capacity.
-    let value = unsafe { (*registry.table.entry(index)).value };
+    let value = unsafe { (*registry.table.entry(index)).bitmap };
     registry.table.remove_at(index);
     drop(registry);
     if let Some(header) = NonNull::new(value as *mut BitmapHeader) {

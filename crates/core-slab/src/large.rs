@@ -15,6 +15,7 @@
 //! owns a pointer; medium blocks belong to the slab whose registry holds them, although every slab shares
 //! the page source.
 
+use crate::addr_table::{AddrTable, Keyed};
 use crate::error::{AllocError, FreeError};
 use crate::os::{self, page_round, PAGE_SIZE};
 use crate::pages::{self, Need, Release, Return};
@@ -22,7 +23,7 @@ use crate::stats::LargeStats;
 use crate::sync::{
     acquire, loom_const_fn, new_lock, read, write, AtomicUsize, Lock, Ordering, UnsafeCell,
 };
-use core::ptr::{self, NonNull};
+use core::ptr::NonNull;
 
 /// The order of the largest medium block.
 const MEDIUM_MAX_ORDER: u32 = 22;
@@ -67,14 +68,8 @@ impl Kind {
     }
 }
 
-/// An open-addressing hash table (linear probing, backward-shift deletion) of address -> entry, in memory
-/// mapped for it.
-#[derive(Clone, Copy)]
-struct Table {
-    entries: *mut Entry,
-    capacity: usize,
-    len: usize,
-}
+/// The registry of one slab's live large allocations.
+type Table = AddrTable<Entry>;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 struct Entry {
@@ -107,125 +102,10 @@ impl Entry {
     }
 }
 
-impl Table {
-    const EMPTY: Table = Table {
-        entries: ptr::null_mut(),
-        capacity: 0,
-        len: 0,
-    };
-    const MIN_CAPACITY: usize = PAGE_SIZE / core::mem::size_of::<Entry>();
-
-    #[inline]
-    fn home(&self, addr: usize) -> usize {
-        // Fibonacci hashing of the page number; capacity is a power of two.
-        let hash = ((addr >> 12) as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        (hash >> (64 - self.capacity.trailing_zeros())) as usize
-    }
-
-    /// # Safety
-    /// `index < capacity` and the table is mapped.
-    unsafe fn entry(&self, index: usize) -> *mut Entry {
-        // SAFETY: per the contract the index is within the mapped array.
-        unsafe { self.entries.add(index) }
-    }
-
-    fn find(&self, addr: usize) -> Option<usize> {
-        if self.capacity == 0 {
-            return None;
-        }
-        let mask = self.capacity - 1;
-        let mut index = self.home(addr);
-        loop {
-            // SAFETY: index is masked to the capacity of the mapped array.
-            let entry = unsafe { *self.entry(index) };
-            if entry.addr == addr {
-                return Some(index);
-            }
-            if entry.addr == 0 {
-                return None;
-            }
-            index = (index + 1) & mask;
-        }
-    }
-
-    /// Inserts a new entry; false when the table could not grow (the OS refused memory).
-    fn insert(&mut self, new: Entry) -> bool {
-        if (self.len + 1) * 2 > self.capacity && !self.grow() {
-            return false;
-        }
-        let mask = self.capacity - 1;
-        let mut index = self.home(new.addr);
-        // SAFETY: indices are masked to the capacity; the load factor stays below 1/2, so an empty
-        // entry exists.
-        unsafe {
-            while (*self.entry(index)).addr != 0 {
-                index = (index + 1) & mask;
-            }
-            *self.entry(index) = new;
-        }
-        self.len += 1;
-        true
-    }
-
-    fn remove_at(&mut self, mut hole: usize) {
-        let mask = self.capacity - 1;
-        // SAFETY: all indices are masked to the capacity of the mapped array.
-        unsafe {
-            *self.entry(hole) = Entry::EMPTY;
-            // Backward shift: pull later entries of the probe run into the hole when their home allows.
-            let mut index = (hole + 1) & mask;
-            loop {
-                let entry = *self.entry(index);
-                if entry.addr == 0 {
-                    break;
-                }
-                let home = self.home(entry.addr);
-                let distance_home = index.wrapping_sub(home) & mask;
-                let distance_hole = index.wrapping_sub(hole) & mask;
-                if distance_home >= distance_hole {
-                    *self.entry(hole) = entry;
-                    *self.entry(index) = Entry::EMPTY;
-                    hole = index;
-                }
-                index = (index + 1) & mask;
-            }
-        }
-        self.len -= 1;
-    }
-
-    fn grow(&mut self) -> bool {
-        let capacity = (self.capacity * 2).max(Self::MIN_CAPACITY);
-        let bytes = capacity * core::mem::size_of::<Entry>();
-        let Some(mapped) = os::map(bytes) else {
-            return false;
-        };
-        let old = *self;
-        *self = Table {
-            entries: mapped.as_ptr().cast(),
-            capacity,
-            len: 0,
-        };
-        for index in 0..old.capacity {
-            // SAFETY: index < old.capacity of the old mapped array.
-            let entry = unsafe { *old.entry(index) };
-            if entry.addr != 0 {
-                self.insert(entry);
-            }
-        }
-        old.unmap();
-        true
-    }
-
-    fn unmap(self) {
-        if let Some(entries) = NonNull::new(self.entries) {
-            // SAFETY: the array was mapped by `grow` with this capacity and is no longer referenced.
-            unsafe {
-                os::unmap(
-                    entries.cast(),
-                    self.capacity * core::mem::size_of::<Entry>(),
-                )
-            };
-        }
+impl Keyed for Entry {
+    const EMPTY: Entry = Entry::EMPTY;
+    fn addr(&self) -> usize {
+        self.addr
     }
 }
 
