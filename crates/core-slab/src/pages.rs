@@ -275,8 +275,9 @@ impl PageSource {
     /// `ptr` is a block of `2^order` bytes handed out by this source, owned by the caller and not used
     /// afterwards; bytes from `dirty` on are as the source handed them out (zero, untouched).
     pub(crate) unsafe fn free(&self, ptr: NonNull<u8>, order: u32, dirty: usize, when: Return) {
-        // A slab block's freed slots may be poisoned for AddressSanitizer; the source writes its own
-        // bookkeeping into the block's first page.
+        // A slab block's freed slots may be poisoned for AddressSanitizer: unpoisoned here, once, for
+        // everything the source does with the block afterwards (its bookkeeping in the first page, the
+        // scrub of the dirty prefix, handing it out again from the cache).
         classalloc_buddy::asan::unpoison(
             ptr.as_ptr() as usize,
             dirty.max(PAGE_SIZE).min(1 << order),
@@ -683,8 +684,6 @@ impl PageSource {
     /// # Safety
     /// The block at `ptr` is ours, with a dirty prefix of `dirty` bytes (at least a page).
     unsafe fn prepare(&self, ptr: NonNull<u8>, dirty: usize, need: Need) -> Grant {
-        // Its last user may have left slots poisoned for AddressSanitizer.
-        classalloc_buddy::asan::unpoison(ptr.as_ptr() as usize, dirty);
         match need {
             Need::Any => Grant {
                 ptr,
@@ -717,8 +716,6 @@ impl PageSource {
     /// # Safety
     /// The block at `ptr` is ours and at least `dirty` bytes long (`dirty` a multiple of the page size).
     unsafe fn scrub(&self, ptr: NonNull<u8>, dirty: usize) {
-        // A slab block's freed slots may be poisoned for AddressSanitizer.
-        classalloc_buddy::asan::unpoison(ptr.as_ptr() as usize, dirty.min(PAGE_SIZE));
         if dirty > PAGE_SIZE {
             // SAFETY: page-aligned pages of a block we own, whose contents are no longer needed.
             unsafe { os::purge(ptr.add(PAGE_SIZE), dirty - PAGE_SIZE) };
