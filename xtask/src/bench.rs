@@ -167,16 +167,9 @@ pub fn run(args: &[String]) -> TaskResult {
     let out = target.join("bench-report");
     std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
 
-    run_step(
+    build_bins(
         &format!("build the benchmark binaries ({})", profile.cargo_profile),
-        cargo().args([
-            "build",
-            "--profile",
-            profile.cargo_profile,
-            "-p",
-            "classalloc-benches",
-            "--bins",
-        ]),
+        profile,
     )?;
     let mut runner = Runner::new(target.join(profile.cargo_folder));
     let allocators = runner.allocators()?;
@@ -512,6 +505,21 @@ fn seed(runner: &mut Runner, profile: &Profile, allocators: &[String]) -> Vec<Ta
     vec![total, phases]
 }
 
+/// Builds the per-process benchmark binaries (`probe`, `real_*`, ...) of `profile`, without features.
+fn build_bins(step: &str, profile: &Profile) -> TaskResult {
+    run_step(
+        step,
+        cargo().args([
+            "build",
+            "--profile",
+            profile.cargo_profile,
+            "-p",
+            "classalloc-benches",
+            "--bins",
+        ]),
+    )
+}
+
 /// c, d, e (and any other criterion bench in benches/benches, such as h): criterion, every allocator
 /// in one invocation; one table per criterion group.
 fn speed(
@@ -581,16 +589,9 @@ fn speed(
     }
     // `cargo bench` rebuilt the package's binaries with the feature too: the per-process workloads that
     // follow need them without it (a relink; the libraries of both builds are cached).
-    run_step(
+    build_bins(
         "rebuild the benchmark binaries without checked mode",
-        cargo().args([
-            "build",
-            "--profile",
-            profile.cargo_profile,
-            "-p",
-            "classalloc-benches",
-            "--bins",
-        ]),
+        profile,
     )?;
     let results = criterion_results::read_all(&criterion_dir)?;
     let mut tables: BTreeMap<String, Table> = BTreeMap::new();
