@@ -18,7 +18,6 @@ use crate::cache;
 use crate::checked;
 use crate::error::{AllocError, FreeError};
 use crate::geometry::ClassLayout;
-use crate::os::PAGE_SIZE;
 use crate::pages::{self, Need, Return};
 use crate::sync::{
     acquire, loom_const_fn, new_lock, read, write, yield_now, AtomicUsize, Lock, LockedCounter,
@@ -56,22 +55,6 @@ impl List {
     }
 
     /// # Safety
-    /// As for `push_front`.
-    unsafe fn push_back<B: Block>(&mut self, base: NonNull<u8>, layout: &ClassLayout) {
-        // SAFETY: per the contract every pointer on the list is a live block of this head.
-        unsafe {
-            let block = B::at(base);
-            block.set_next(ptr::null_mut(), layout);
-            block.set_prev(self.last, layout);
-            match NonNull::new(self.last) {
-                Some(last) => B::at(last).set_next(base.as_ptr(), layout),
-                None => self.first = base.as_ptr(),
-            }
-        }
-        self.last = base.as_ptr();
-    }
-
-    /// # Safety
     /// Head lock held; `base` is on this list.
     unsafe fn unlink<B: Block>(&mut self, base: NonNull<u8>, layout: &ClassLayout) {
         // SAFETY: per the contract every pointer on the list is a live block of this head.
@@ -99,16 +82,12 @@ struct Lists {
     partial: List,
     /// Blocks without one.
     full: List,
-    /// An empty block kept mapped (on the partial list, at the back) so that a class hovering at a block
-    /// boundary does not map and unmap.
-    spare: *mut u8,
 }
 
 impl Lists {
     const EMPTY: Lists = Lists {
         partial: List::EMPTY,
         full: List::EMPTY,
-        spare: ptr::null_mut(),
     };
 
     /// Moves `base` onto `to` (front of partial, or full), off whatever list it is on.
@@ -237,9 +216,6 @@ impl Head {
                 if popped.is_none() || !block.has_free(layout) {
                     lists.move_to::<B>(base, ListTag::Full, layout);
                 }
-                if lists.spare == base.as_ptr() {
-                    lists.spare = ptr::null_mut();
-                }
                 drop(guard);
                 if let Some(popped) = popped {
                     self.resident_bytes.add_locked(popped.new_resident);
@@ -280,8 +256,8 @@ impl Head {
             }
             let mut guard = acquire(block.lock());
             // Room to count ourselves pending must exist before our slot goes back: once it has, only the
-            // pending count keeps the block mapped. (65535 threads in that window: never, but not UB.)
-            while block.pending() == u16::MAX {
+            // pending count keeps the block mapped. (255 threads in that window: rare; they wait.)
+            while block.pending() == u8::MAX {
                 drop(guard);
                 yield_now();
                 guard = acquire(block.lock());
@@ -295,8 +271,9 @@ impl Head {
     }
 
     /// After pushes that changed a block's list membership (it was full, or it is now empty): marks the
-    /// block pending, re-takes the locks in order (head, then block) and settles it, unmapping it if it is
-    /// empty and not needed as the spare.
+    /// block pending, re-takes the locks in order (head, then block) and settles it, giving it back to the
+    /// page source if it is empty. The source keeps it resident for a while (its hysteresis), so a class
+    /// hovering at a block boundary takes the same block back without a system call or a page fault.
     ///
     /// # Safety
     /// `guard` holds the lock of `block`, a mapped block of this head at `base`; the head lock is not held.
@@ -320,7 +297,7 @@ impl Head {
             let mut lists = read(&self.lists);
             let release = self.settle::<B>(&mut lists, base, block, layout);
             write(&self.lists, lists);
-            // What the block's slots dirtied: the page source purges it (or keeps it for reuse).
+            // What the block's slots dirtied: the page source keeps it for reuse, or purges it.
             let dirty = if release {
                 block.resident_bytes(layout)
             } else {
@@ -329,12 +306,6 @@ impl Head {
             drop(guard);
             if release {
                 B::destroy(base);
-                // A second empty block means a wave of frees: the spare's pages go back too. A lone
-                // empty block keeps them (hysteresis), so a class churning at a block boundary does not
-                // pay a system call and page faults per round.
-                if let Some(spare) = NonNull::new(lists.spare) {
-                    self.purge_spare::<B>(spare, layout);
-                }
             }
             drop(head_guard);
             if release {
@@ -377,9 +348,6 @@ impl Head {
                 let batch = block.pop_batch(layout, want);
                 if !block.has_free(layout) {
                     lists.move_to::<B>(base, ListTag::Full, layout);
-                }
-                if lists.spare == base.as_ptr() {
-                    lists.spare = ptr::null_mut();
                 }
                 drop(guard);
                 if let Some(first) = NonNull::new(batch.first) {
@@ -427,7 +395,7 @@ impl Head {
                     continue;
                 }
                 let mut guard = acquire(block.lock());
-                while block.pending() == u16::MAX {
+                while block.pending() == u8::MAX {
                     drop(guard);
                     yield_now();
                     guard = acquire(block.lock());
@@ -452,7 +420,8 @@ impl Head {
         self.allocated_bytes.add_locked(bytes);
     }
 
-    /// Puts a block whose state changed where it belongs; returns whether it must be unmapped.
+    /// Puts a block whose state changed where it belongs; returns whether it must be unmapped (it is
+    /// empty and no thread is on its way to it).
     ///
     /// # Safety
     /// Both the head lock and the block's lock are held.
@@ -466,17 +435,6 @@ impl Head {
         // SAFETY: per the contract both locks are held.
         unsafe {
             if block.is_empty() && block.pending() == 0 {
-                if lists.spare == base.as_ptr() {
-                    return false;
-                }
-                if lists.spare.is_null() {
-                    // Keep one empty block per head; at the back, so partial blocks fill first.
-                    lists.move_to::<B>(base, ListTag::None, layout);
-                    lists.partial.push_back::<B>(base, layout);
-                    block.set_list(ListTag::Partial);
-                    lists.spare = base.as_ptr();
-                    return false;
-                }
                 lists.move_to::<B>(base, ListTag::None, layout);
                 self.blocks.sub_locked(1);
                 self.resident_bytes.sub_locked(block.resident_bytes(layout));
@@ -486,22 +444,6 @@ impl Head {
                 lists.move_to::<B>(base, ListTag::Partial, layout);
             }
             false
-        }
-    }
-
-    /// Gives the spare's pages back to the OS if it is still empty.
-    ///
-    /// # Safety
-    /// The head lock is held, no block lock is, and `spare` is the head's spare.
-    unsafe fn purge_spare<B: Block>(&self, spare: NonNull<u8>, layout: &ClassLayout) {
-        // SAFETY: the spare is a mapped block of this head (the head lock keeps it so); its lock is taken
-        // after the head's, the lock order.
-        unsafe {
-            let block = B::at(spare);
-            let _guard = acquire(block.lock());
-            if block.is_empty() && block.pending() == 0 {
-                self.resident_bytes.sub_locked(block.purge(layout));
-            }
         }
     }
 
@@ -515,9 +457,10 @@ impl Head {
         owner: u8,
         layout: &ClassLayout,
     ) -> Result<NonNull<u8>, AllocError> {
-        // Fresh: zero (the bump index relies on it), and only the header page resident (what we count).
+        // Fresh memory, or a block the source kept resident after its last use: its dirty prefix says
+        // which slots are not zero, and which pages are resident already.
         let grant = pages::source()
-            .alloc(layout.block_shift, Need::Fresh)
+            .alloc(layout.block_shift, Need::Any)
             .ok_or(AllocError::OutOfMemory)?;
         let base = grant.ptr;
         if !B::can_link(base, layout) {
@@ -525,8 +468,9 @@ impl Head {
             unsafe { pages::source().free(base, layout.block_shift, grant.dirty, Return::Lazy) };
             return Err(AllocError::OutOfMemory);
         }
-        // SAFETY: a fresh, zeroed, self-aligned block that nobody else knows yet.
-        unsafe { B::init(base, class, owner, layout) };
+        // SAFETY: a self-aligned block that nobody else knows yet, zero and not resident from
+        // `grant.dirty` on.
+        let block = unsafe { B::init(base, class, owner, layout, grant.dirty) };
         if checked::CHECKED
             && !checked::register_block(
                 base,
@@ -545,7 +489,11 @@ impl Head {
             return Err(AllocError::OutOfMemory);
         }
         self.blocks.add_locked(1);
-        self.resident_bytes.add_locked(PAGE_SIZE);
+        let guard = acquire(block.lock());
+        // SAFETY: the block's lock is held.
+        self.resident_bytes
+            .add_locked(unsafe { block.resident_bytes(layout) });
+        drop(guard);
         Ok(base)
     }
 
@@ -602,9 +550,6 @@ impl Head {
                 drop(guard);
                 if empty {
                     lists.move_to::<B>(base, ListTag::None, layout);
-                    if lists.spare == base.as_ptr() {
-                        lists.spare = ptr::null_mut();
-                    }
                     self.blocks.sub_locked(1);
                     self.resident_bytes.sub_locked(resident);
                     B::destroy(base);

@@ -155,3 +155,20 @@ pub unsafe fn remap(
         NonNull::new(addr.cast())
     }
 }
+
+/// Milliseconds on the monotonic clock, at the kernel tick's resolution (a few ms; `CLOCK_MONOTONIC_COARSE`
+/// is read from the vDSO without a system call): what the page source's hysteresis needs to age blocks.
+#[cfg(not(loom))]
+pub(crate) fn coarse_millis() -> u64 {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `now` is a valid, writable timespec; clock_gettime only writes it.
+    let status = unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut now) };
+    if status != 0 {
+        // Cannot happen for this clock on Linux; a stopped clock only means no block ever ages.
+        return 0;
+    }
+    now.tv_sec as u64 * 1000 + now.tv_nsec as u64 / 1_000_000
+}

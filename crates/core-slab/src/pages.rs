@@ -8,25 +8,31 @@
 //! reserved; when the OS refuses 1 GiB (an address-space limit, strict overcommit), 64 MiB is tried, and
 //! then the block is mapped on its own (`os::map_aligned`), as before the source existed.
 //!
-//! **Zero.** Fresh anonymous memory is zero and blocks rely on it (calloc skips the slots behind a block's
-//! bump index). Every free block in a region is zero except the buddy's links at its start, which the
-//! buddy clears when the block leaves its list; so a block goes back to the buddy only after it was made
-//! zero again: its first page by `memset` (it will hold the links anyway), the rest by
-//! `madvise(MADV_DONTNEED)`, which also gives the pages back. After a merge, the pages of the merged block
-//! but its first are purged too: the links the merged buddies held made their first pages resident.
+//! **Zero.** Fresh anonymous memory is zero. Every free block in a region is zero except the buddy's links
+//! at its start, which the buddy clears when the block leaves its list; so a block goes back to the buddy
+//! only after it was made zero again: its first page by `memset` (it will hold the links anyway), the rest
+//! by `madvise(MADV_DONTNEED)`, which also gives the pages back. After a merge, the pages of the merged
+//! block but its first are purged too: the links the merged buddies held made their first pages resident.
+//! A block handed out says how much of it is not known to be zero (its *dirty prefix*, [`Grant::dirty`]):
+//! beyond it the block is zero and not resident.
 //!
-//! **Hysteresis.** A freed block of at most 1 MiB is not purged at once but kept, resident, in a cache:
-//! a stack per order for reuse (the most recent block first) and one list in the order the blocks came,
-//! from which the oldest are purged when a newer block needs the room. The cache holds at most 1/64 of the
-//! bytes in use, clamped to 1 MiB .. 4 MiB, counting each block's dirty prefix (what its last user may have
-//! touched; a slab block's head knows it from its bump index). A request of the same order takes a cached
-//! block back first: a medium allocation as it is (zeroed with `memset` if it must be zero: cheaper than
-//! the faults of fresh pages, as its last user most likely touched them), a slab block scrubbed (its head counts the pages its slots make
-//! resident, so it must start with only its first page resident: one `madvise` if it held more). Larger
-//! blocks, and the blocks of a slab being released, are purged at once, and the buddy coalesces them with
-//! their free neighbours; coalesced free memory is never kept resident. Before reserving another arena
-//! the cache is flushed into the buddy. An arena that becomes wholly free is unmapped, unless it is the
-//! only one. [`trim`] flushes the cache on demand.
+//! **Hysteresis.** A freed block of at most 1 MiB is not purged at once but kept, resident, in a cache: a
+//! stack per order for reuse (the most recent block first) and one list in the order the blocks came, from
+//! which the oldest are purged first. A request of the same order takes a cached block back as it is, with
+//! its dirty prefix: a slab block's head knows which slots that prefix covers (they are not zero, their
+//! pages are resident), and a medium allocation is zeroed with `memset` only if it must be zero. Cached
+//! bytes (each block's dirty prefix) are bounded twice:
+//! - by size: at most a quarter of the bytes in use, or 8 MiB if that is more; the oldest go first;
+//! - by time: beyond the first 1 MiB, a block cached for [`DECAY_MS`] is purged by the next call into the
+//!   source (an allocation or free of a block). So a program that frees everything gets its memory back,
+//!   all but 1 MiB, [`DECAY_MS`] later or at its next block-level call, whichever comes last; [`trim`]
+//!   gives it back at once. A workload that frees and reallocates its heap in quick rounds (a request
+//!   queue, a frame loop) reuses the same resident pages without a system call or a page fault.
+//!
+//! Larger blocks, and the blocks of a slab being released, are purged at once, and the buddy coalesces
+//! them with their free neighbours; coalesced free memory is never kept resident. Before reserving another
+//! arena the cache is flushed into the buddy. An arena that becomes wholly free is unmapped, unless it is
+//! the only one.
 //!
 //! Lock order: a head's lock or a slab's large-registry lock may be held when the source's lock is taken,
 //! never the reverse. Under loom the source maps every block on its own (a reservation is process-wide
@@ -65,29 +71,27 @@ const MAX_ARENAS: usize = 64;
 /// The largest block the cache keeps resident (1 MiB): larger ones are purged when freed.
 #[cfg(not(loom))]
 const CACHE_MAX_ORDER: u32 = 20;
-/// The cache may always hold this many dirty bytes...
+/// The cache may hold this many dirty bytes for as long as it likes...
 #[cfg(not(loom))]
 const CACHE_FLOOR: usize = 1 << 20;
-/// ...and never more than this many...
+/// ...and what it holds beyond them goes back to the OS once cached this long (milliseconds).
+pub const DECAY_MS: u64 = 250;
+/// It never holds more than a quarter (1 / `CACHE_SHARE`) of the bytes in use...
 #[cfg(not(loom))]
-const CACHE_CEILING: usize = 4 << 20;
-/// ...and in between, this fraction (1/64) of the bytes in use: the resident memory the hysteresis costs
-/// stays a small share of the heap.
+const CACHE_SHARE: usize = 4;
+/// ...or this many bytes, if that is more.
 #[cfg(not(loom))]
-const CACHE_SHARE: usize = 64;
+const CACHE_MIN_LIMIT: usize = 8 << 20;
 #[cfg(not(loom))]
 const CACHE_SLOTS: usize = (CACHE_MAX_ORDER - MIN_ORDER + 1) as usize;
 
 /// What a caller needs of a block's contents.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Need {
-    /// Anything: a medium allocation that is not zeroed.
+    /// Anything: a slab block (its head reads the dirty prefix), a medium allocation that is not zeroed.
     Any,
-    /// Zero, resident or not: a zeroed medium allocation.
+    /// Zero, resident or not: a zeroed medium allocation, a table.
     Zeroed,
-    /// Zero, with no page but the first resident: a slab block (its head counts the pages its slots make
-    /// resident, starting from the header page).
-    Fresh,
 }
 
 /// A block handed out.
@@ -140,6 +144,8 @@ struct CacheNode {
     above: *mut CacheNode,
     order: u32,
     dirty: usize,
+    /// When it was cached ([`os::coarse_millis`]).
+    since: u64,
 }
 
 /// Counters of the page source, process-wide (all slabs share the source).
@@ -153,7 +159,7 @@ pub struct PageStats {
     pub in_use_bytes: usize,
     /// Of those, bytes mapped on their own because no arena could serve them.
     pub direct_bytes: usize,
-    /// Freed bytes kept resident for reuse: the hysteresis (at most 4 MiB).
+    /// Freed bytes kept resident for reuse: the hysteresis (see the module docs for its bounds).
     pub cached_bytes: usize,
     /// Dirty bytes given back to the OS with `madvise` so far (the pages callers may have made resident;
     /// the purges of coalesced free blocks, which hold at most a page per merged buddy, are not counted).
@@ -473,6 +479,7 @@ impl State {
                 above,
                 order,
                 dirty,
+                ..
             } = node.read();
             match older.is_null() {
                 true => self.oldest = newer,
@@ -501,22 +508,17 @@ impl State {
         ptr: NonNull<u8>,
         order: u32,
         dirty: usize,
+        now: u64,
         evicted: &mut *mut CacheNode,
         counters: &Counters,
     ) -> bool {
         let in_use = counters.in_use_bytes.load(Ordering::Relaxed);
-        let limit = (in_use / CACHE_SHARE).clamp(CACHE_FLOOR, CACHE_CEILING);
+        let limit = (in_use / CACHE_SHARE).max(CACHE_MIN_LIMIT);
         if order > CACHE_MAX_ORDER || dirty == 0 || dirty > limit {
             return false;
         }
         while self.cached_bytes + dirty > limit {
-            let oldest = self.oldest;
-            // SAFETY: the cache holds bytes, so the age list is not empty; its front is a cached block.
-            let freed = unsafe { self.unlink(oldest) };
-            sub(&counters.cached_bytes, freed);
-            // SAFETY: the block is off the lists and ours; its node's link words are free to reuse.
-            unsafe { (*oldest).older = *evicted };
-            *evicted = oldest;
+            self.evict_oldest(evicted, counters);
         }
         let slot = &mut self.cache[(order - MIN_ORDER) as usize];
         let node = ptr.as_ptr().cast::<CacheNode>();
@@ -530,6 +532,7 @@ impl State {
                 above: core::ptr::null_mut(),
                 order,
                 dirty,
+                since: now,
             });
             if let Some(below) = NonNull::new(*slot) {
                 (*below.as_ptr()).above = node;
@@ -544,6 +547,33 @@ impl State {
         self.cached_bytes += dirty;
         add(&counters.cached_bytes, dirty);
         true
+    }
+
+    /// Moves the oldest cached block onto the `evicted` chain (through `older`), for the caller to purge.
+    ///
+    /// The cache must hold a block.
+    fn evict_oldest(&mut self, evicted: &mut *mut CacheNode, counters: &Counters) {
+        let oldest = self.oldest;
+        debug_assert!(!oldest.is_null());
+        // SAFETY: the cache holds a block, so the age list is not empty; its front is a cached block.
+        let freed = unsafe { self.unlink(oldest) };
+        sub(&counters.cached_bytes, freed);
+        // SAFETY: the block is off the lists and ours; its node's link words are free to reuse.
+        unsafe { (*oldest).older = *evicted };
+        *evicted = oldest;
+    }
+
+    /// Evicts the blocks that have been cached for [`DECAY_MS`] or more, oldest first, as long as the
+    /// cache holds more than its floor.
+    fn decay(&mut self, now: u64, evicted: &mut *mut CacheNode, counters: &Counters) {
+        while self.cached_bytes > CACHE_FLOOR {
+            // SAFETY: the cache holds bytes, so its age list has a front, a cached block.
+            let since = unsafe { (*self.oldest).since };
+            if now.saturating_sub(since) < DECAY_MS {
+                return;
+            }
+            self.evict_oldest(evicted, counters);
+        }
     }
 
     /// Empties the cache into one chain (through `older`).
@@ -654,8 +684,16 @@ impl PageSource {
         debug_assert!((MIN_ORDER..=MAX_ORDER).contains(&order));
         let size = 1usize << order;
         let mut may_flush = true;
+        let now = os::coarse_millis();
         loop {
-            match self.locked(|state| state.take(order, may_flush, &self.counters)) {
+            let mut evicted = core::ptr::null_mut();
+            let taken = self.locked(|state| {
+                let taken = state.take(order, may_flush, &self.counters);
+                state.decay(now, &mut evicted, &self.counters);
+                taken
+            });
+            self.flush(evicted);
+            match taken {
                 Taken::Clean(ptr) => {
                     add(&self.counters.in_use_bytes, size);
                     return Some(Grant {
@@ -699,15 +737,6 @@ impl PageSource {
                     zeroed: true,
                 }
             }
-            Need::Fresh => {
-                // SAFETY: as above.
-                unsafe { self.scrub(ptr, dirty) };
-                Grant {
-                    ptr,
-                    dirty: PAGE_SIZE.min(dirty),
-                    zeroed: true,
-                }
-            }
         }
     }
 
@@ -744,6 +773,7 @@ impl PageSource {
     ) -> Result<Release, FreeError> {
         let size = 1usize << order;
         let dirty = dirty_pages(dirty, size);
+        let now = os::coarse_millis();
         self.locked(|state| {
             let in_arena = match state.arena_of(ptr.as_ptr() as usize) {
                 Some(index) => {
@@ -759,7 +789,8 @@ impl PageSource {
             let mut evicted = core::ptr::null_mut();
             let cached = in_arena
                 && when == Return::Lazy
-                && state.cache(ptr, order, dirty, &mut evicted, &self.counters);
+                && state.cache(ptr, order, dirty, now, &mut evicted, &self.counters);
+            state.decay(now, &mut evicted, &self.counters);
             let block = (!cached).then_some(Freed {
                 ptr,
                 order,

@@ -49,7 +49,7 @@ fn check(model: fn()) {
 fn assert_settled(slab: &TestSlab) {
     let stats = slab.class_stats(SizeClass::for_size(64).unwrap());
     assert_eq!(stats.live_objects, 0);
-    assert_eq!(stats.blocks, 1, "everything freed: only the spare remains");
+    assert_eq!(stats.blocks, 0, "everything freed: every block went back");
 }
 
 #[test]
@@ -94,7 +94,7 @@ fn loom_head_block_free_makes_a_full_block_partial_while_allocating() {
 fn loom_head_block_free_empties_a_block_while_its_head_allocates() {
     check(|| {
         let slab = Arc::new(TestSlab::with_config());
-        // Block 1: x1, x2. Block 2: y1, y2, then emptied: it becomes the spare.
+        // Block 1: x1, x2. Block 2: y1, y2, then emptied: it goes back to the page source.
         let x1 = alloc(&slab);
         let x2 = alloc(&slab);
         let y1 = alloc(&slab);
@@ -102,8 +102,8 @@ fn loom_head_block_free_empties_a_block_while_its_head_allocates() {
         free(&slab, y1);
         free(&slab, y2);
         free(&slab, x1);
-        // Freeing x2 empties block 1, which is unmapped (a spare exists). Meanwhile this thread takes a
-        // slot from block 1 and frees it, emptying it too: whichever settles last must find the block
+        // Freeing x2 empties block 1, which is unmapped. Meanwhile this thread takes a slot from block 1
+        // (or from a new block, if block 1 is already gone) and frees it, emptying its block too: whichever settles last must find the block
         // still mapped (the pending count), and it must be unmapped exactly once.
         let freer = {
             let slab = slab.clone();

@@ -1,5 +1,5 @@
-//! Memory the page source hands out again is zero: slab blocks given back by their heads and medium blocks
-//! kept in the source's cache. Alone in its binary (one test), so that the process-wide source reuses
+//! Memory the page source hands out again is zero where it must be: slab blocks given back by their heads
+//! (reused dirty from the source's cache, or purged) and medium blocks kept in the source's cache. Alone in its binary (one test), so that the process-wide source reuses
 //! exactly the blocks this test gave back.
 
 use classalloc_slab::{pages, SizeClass, Slab};
@@ -21,8 +21,8 @@ fn blocks_and_medium_allocations_are_aligned_and_zero_when_reused() {
     let count = 4 * geometry.capacity;
     let base_of = |p: NonNull<u8>| p.as_ptr() as usize & !(geometry.block_size - 1);
 
-    // Four blocks of 64-byte slots, every byte written, then all freed: one block stays as the head's
-    // spare, the others go back to the page source (cached or purged).
+    // Four blocks of 64-byte slots, every byte written, then all freed: the blocks go back to the page
+    // source, which keeps them resident (its cache) for reuse.
     let first: Vec<NonNull<u8>> = (0..count).map(|_| slab.malloc(64).unwrap()).collect();
     let first_blocks: HashSet<usize> = first.iter().map(|&p| base_of(p)).collect();
     assert_eq!(first_blocks.len(), 4);
@@ -33,33 +33,53 @@ fn blocks_and_medium_allocations_are_aligned_and_zero_when_reused() {
             "blocks are aligned to their size"
         );
     }
-    for &p in &first {
-        // SAFETY: live 64-byte allocations.
-        unsafe { p.as_ptr().write_bytes(0xFF, 64) };
-    }
-    for p in first {
-        // SAFETY: live 64-byte allocations, freed once.
-        unsafe { slab.free(p, 64).unwrap() };
-    }
-    assert_eq!(slab.class_stats(class).blocks, 1);
-    // Whatever the cache kept goes back to the buddy now: the next blocks come from the same pages.
-    pages::trim();
-    assert_eq!(pages::stats().cached_bytes, 0);
+    let dirty_all = |objects: &[NonNull<u8>]| {
+        for &p in objects {
+            // SAFETY: live 64-byte allocations.
+            unsafe { p.as_ptr().write_bytes(0xFF, 64) };
+        }
+    };
+    let free_all = |objects: Vec<NonNull<u8>>| {
+        for p in objects {
+            // SAFETY: live 64-byte allocations, freed once.
+            unsafe { slab.free(p, 64).unwrap() };
+        }
+    };
+    dirty_all(&first);
+    free_all(first);
+    assert_eq!(slab.class_stats(class).blocks, 0);
+    assert!(
+        pages::stats().cached_bytes >= 4 * geometry.block_size,
+        "kept resident for reuse: {:?}",
+        pages::stats()
+    );
 
-    // calloc trusts fresh slots to be zero (it does not clear them): every byte must be.
+    // The same blocks come back dirty: calloc must clear every slot they held, and only the class's
+    // resident count says what the dirty pages are.
     let second: Vec<NonNull<u8>> = (0..count).map(|_| slab.calloc(64).unwrap()).collect();
     let second_blocks: HashSet<usize> = second.iter().map(|&p| base_of(p)).collect();
+    assert_eq!(first_blocks, second_blocks, "the cached blocks were reused");
+    for &p in &second {
+        assert!(all_bytes(p, 64, 0), "calloc from a dirty block at {p:p}");
+    }
+    assert!(slab.class_stats(class).resident_bytes >= 4 * (geometry.block_size - 4096));
+    dirty_all(&second);
+    free_all(second);
+
+    // Whatever the cache kept goes back to the buddy now: the next blocks come from the same pages,
+    // purged, and calloc trusts their fresh slots to be zero (it does not clear them).
+    pages::trim();
+    assert_eq!(pages::stats().cached_bytes, 0);
+    let third: Vec<NonNull<u8>> = (0..count).map(|_| slab.calloc(64).unwrap()).collect();
+    let third_blocks: HashSet<usize> = third.iter().map(|&p| base_of(p)).collect();
     assert!(
-        first_blocks.intersection(&second_blocks).count() >= 3,
+        first_blocks.intersection(&third_blocks).count() >= 3,
         "the freed blocks were reused"
     );
-    for &p in &second {
-        assert!(all_bytes(p, 64, 0), "a reused block was not zero at {p:p}");
+    for &p in &third {
+        assert!(all_bytes(p, 64, 0), "a purged block was not zero at {p:p}");
     }
-    for p in second {
-        // SAFETY: live 64-byte allocations, freed once.
-        unsafe { slab.free(p, 64).unwrap() };
-    }
+    free_all(third);
 
     // A medium block comes back from the cache (LIFO: the same one), dirty for malloc, zero for calloc.
     let size = 256 << 10;

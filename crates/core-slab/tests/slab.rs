@@ -282,6 +282,8 @@ fn realloc_keeps_the_pointer_within_a_class_and_copies_across_classes() {
 fn bad_frees_are_refused_without_changing_anything() {
     let slab = Slab::new();
     let p = slab.malloc(64).unwrap();
+    // Keeps the block mapped: an emptied block goes back to the page source.
+    let keep = slab.malloc(64).unwrap();
     let interior = NonNull::new(p.as_ptr().wrapping_add(8)).unwrap();
     // SAFETY: each refused free leaves the slab untouched; every pointer lies in a mapped block.
     unsafe {
@@ -291,8 +293,12 @@ fn bad_frees_are_refused_without_changing_anything() {
         let never = NonNull::new(p.as_ptr().wrapping_add(64 * 100)).unwrap();
         assert_eq!(slab.free(never, 64), Err(FreeError::NotASlot));
         slab.free(p, 64).unwrap();
-        // The block is now empty: freeing again is caught.
-        assert_eq!(slab.free(p, 64), Err(FreeError::DoubleFree));
+        // Checked builds keep a bit per slot; release builds cannot tell a second free of `p` from a
+        // free of another slot while the block holds live ones (docs/safety.md).
+        if classalloc_slab::CHECKED {
+            assert_eq!(slab.free(p, 64), Err(FreeError::DoubleFree));
+        }
+        slab.free(keep, 64).unwrap();
         let large = slab.malloc(100_000).unwrap();
         let off = NonNull::new(large.as_ptr().wrapping_add(16)).unwrap();
         assert_eq!(slab.free(off, 100_000), Err(FreeError::Misaligned));
@@ -302,7 +308,7 @@ fn bad_frees_are_refused_without_changing_anything() {
 }
 
 #[test]
-fn empty_blocks_go_back_keeping_one_spare() {
+fn empty_blocks_go_back_to_the_page_source() {
     let slab = Slab::new();
     let class = SizeClass::for_size(16).unwrap();
     let count = 8 * slab.geometry(class).capacity + 5;
@@ -311,42 +317,28 @@ fn empty_blocks_go_back_keeping_one_spare() {
     assert_eq!(full.blocks, 9);
     assert_eq!(full.live_objects, count);
     assert_eq!(full.live_bytes, count * 16);
+    for &p in &objects {
+        fill(p, 16, 0xAB);
+    }
     for p in objects {
         // SAFETY: live allocation of 16 bytes.
         unsafe { slab.free(p, 16).unwrap() };
     }
     let after = slab.class_stats(class);
     assert_eq!(
-        (after.blocks, after.live_objects, after.live_bytes),
-        (1, 0, 0)
+        (
+            after.blocks,
+            after.live_objects,
+            after.live_bytes,
+            after.resident_bytes
+        ),
+        (0, 0, 0, 0)
     );
-    // A wave of frees emptied many blocks: the spare kept its mapping but gave its pages back.
-    assert_eq!(after.resident_bytes, 4096);
-    // The purged spare hands out zeroed slots from its start again.
+    // The next block may be one of those, still dirty: calloc clears what it hands out.
     let p = slab.calloc(16).unwrap();
-    assert_eq!(
-        // SAFETY: a live 16-byte allocation.
-        unsafe { core::slice::from_raw_parts(p.as_ptr(), 16) },
-        &[0; 16]
-    );
+    assert!(all_bytes(p, 16, 0));
     // SAFETY: a live 16-byte allocation.
     unsafe { slab.free(p, 16).unwrap() };
-}
-
-#[test]
-fn a_lone_empty_block_keeps_its_pages_for_churn() {
-    let slab = Slab::new();
-    let class = SizeClass::for_size(64).unwrap();
-    for _ in 0..3 {
-        let objects: Vec<_> = (0..1000).map(|_| slab.malloc(64).unwrap()).collect();
-        for p in objects {
-            // SAFETY: a live 64-byte allocation.
-            unsafe { slab.free(p, 64).unwrap() };
-        }
-        let stats = slab.class_stats(class);
-        assert_eq!(stats.blocks, 1);
-        assert!(stats.resident_bytes > 64 * 1000, "the spare kept its pages");
-    }
 }
 
 #[test]

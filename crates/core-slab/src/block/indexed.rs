@@ -4,7 +4,6 @@ use super::{corrupted_free_list, touched_bytes, Batch, Block, ListTag, Popped, P
 use crate::cache::{read_link, write_link};
 use crate::error::FreeError;
 use crate::geometry::ClassLayout;
-use crate::os::{self, PAGE_SIZE};
 use crate::sync::{new_lock, read, write, Lock, UnsafeCell};
 use core::ptr::NonNull;
 
@@ -71,6 +70,9 @@ fn decode(bits: LinkBits, _: &ClassLayout) -> *mut u8 {
 }
 
 /// The header of an indexed block. Field order keeps it at 28 B (u16) and 36 B (u32).
+///
+/// Slots are *fresh* (zero, never handed out) from `max(bump, zero_from)` on; the block's resident bytes
+/// are the pages of the slots below that index, and the header page.
 #[repr(C)]
 pub(crate) struct IndexedHeader<I> {
     lock: Lock,
@@ -81,7 +83,10 @@ pub(crate) struct IndexedHeader<I> {
     /// Slots below it have been handed out at least once.
     bump: UnsafeCell<I>,
     live: UnsafeCell<I>,
-    pending: UnsafeCell<u16>,
+    /// Slots from this index on are zero and not resident: the block came from the page source with
+    /// a dirty prefix (its last user's pages, kept resident for reuse) that covers the slots below.
+    zero_from: I,
+    pending: UnsafeCell<u8>,
     list: UnsafeCell<ListTag>,
     class: u8,
     owner: u8,
@@ -94,6 +99,12 @@ const _: () = {
 };
 
 impl<I: SlotIndex> IndexedHeader<I> {
+    /// The index from which slots are fresh, given the bump index.
+    #[inline(always)]
+    fn fresh_from(&self, bump: usize) -> usize {
+        bump.max(self.zero_from.to_usize())
+    }
+
     #[inline(always)]
     fn slot(&self, index: usize, layout: &ClassLayout) -> *mut u8 {
         let base = self as *const Self as *mut u8;
@@ -104,9 +115,20 @@ impl<I: SlotIndex> IndexedHeader<I> {
 // SAFETY: repr(C), only cells, a lock and an immutable byte; `resolve` places the data after
 // size_of::<Self>(), so the header never overlaps a slot.
 unsafe impl<I: SlotIndex> Block for IndexedHeader<I> {
-    unsafe fn init<'a>(base: NonNull<u8>, class: u8, owner: u8, _: &ClassLayout) -> &'a Self {
+    unsafe fn init<'a>(
+        base: NonNull<u8>,
+        class: u8,
+        owner: u8,
+        layout: &ClassLayout,
+        dirty: usize,
+    ) -> &'a Self {
         let header = base.cast::<Self>();
-        // SAFETY: the caller gives us a fresh, aligned, writable block large enough for the header.
+        let data_offset = layout.data_offset as usize;
+        let zero_from = dirty
+            .saturating_sub(data_offset)
+            .div_ceil(layout.slot_size as usize)
+            .min(layout.capacity as usize);
+        // SAFETY: the caller gives us an aligned, writable block large enough for the header.
         unsafe {
             header.as_ptr().write(Self {
                 lock: new_lock(),
@@ -115,6 +137,7 @@ unsafe impl<I: SlotIndex> Block for IndexedHeader<I> {
                 free_head: UnsafeCell::new(I::END),
                 bump: UnsafeCell::new(I::ZERO),
                 live: UnsafeCell::new(I::ZERO),
+                zero_from: I::from_usize(zero_from),
                 pending: UnsafeCell::new(0),
                 list: UnsafeCell::new(ListTag::None),
                 class,
@@ -175,8 +198,9 @@ unsafe impl<I: SlotIndex> Block for IndexedHeader<I> {
                 (index, false, 0)
             } else if bump < layout.capacity as usize {
                 write(&self.bump, I::from_usize(bump + 1));
-                let grown = touched_bytes(layout, bump + 1) - touched_bytes(layout, bump);
-                (bump, true, grown)
+                let (before, after) = (self.fresh_from(bump), self.fresh_from(bump + 1));
+                let grown = touched_bytes(layout, after) - touched_bytes(layout, before);
+                (bump, bump >= self.zero_from.to_usize(), grown)
             } else {
                 return None;
             };
@@ -272,7 +296,8 @@ unsafe impl<I: SlotIndex> Block for IndexedHeader<I> {
                 first,
                 last,
                 count: count as u32,
-                new_resident: touched_bytes(layout, bump + fresh) - touched_bytes(layout, bump),
+                new_resident: touched_bytes(layout, self.fresh_from(bump + fresh))
+                    - touched_bytes(layout, self.fresh_from(bump)),
             }
         }
     }
@@ -351,53 +376,22 @@ unsafe impl<I: SlotIndex> Block for IndexedHeader<I> {
         unsafe { read(&self.live).to_usize() }
     }
 
-    unsafe fn purge(&self, layout: &ClassLayout) -> usize {
-        // SAFETY: the caller holds the block lock and the block is empty, so no slot is in use: the
-        // slots' bytes are ours to zero and their pages ours to drop. The header page is kept; the
-        // part of it that holds slots is zeroed by hand so that every slot below the reset bump index
-        // is zero again.
-        unsafe {
-            let bump = read(&self.bump).to_usize();
-            if bump == 0 {
-                return 0;
-            }
-            let before = touched_bytes(layout, bump);
-            let base = self as *const Self as usize;
-            let data_start = base + layout.data_offset as usize;
-            let data_end = data_start + bump * layout.slot_size as usize;
-            let first_whole_page = (data_start + PAGE_SIZE - 1) & !(PAGE_SIZE - 1);
-            // Freed slots are poisoned for AddressSanitizer; they are the allocator's again.
-            classalloc_buddy::asan::unpoison(data_start, data_end - data_start);
-            if data_start < first_whole_page {
-                let shared_end = data_end.min(first_whole_page);
-                (data_start as *mut u8).write_bytes(0, shared_end - data_start);
-            }
-            let purge_end = (data_end + PAGE_SIZE - 1) & !(PAGE_SIZE - 1);
-            if purge_end > first_whole_page {
-                os::purge(
-                    NonNull::new_unchecked(first_whole_page as *mut u8),
-                    purge_end - first_whole_page,
-                );
-            }
-            write(&self.bump, I::ZERO);
-            write(&self.free_head, I::END);
-            before - touched_bytes(layout, 0)
-        }
-    }
-
     unsafe fn resident_bytes(&self, layout: &ClassLayout) -> usize {
         // SAFETY: the caller holds the block lock.
-        touched_bytes(layout, unsafe { read(&self.bump) }.to_usize())
+        touched_bytes(
+            layout,
+            self.fresh_from(unsafe { read(&self.bump) }.to_usize()),
+        )
     }
 
     #[inline]
-    unsafe fn pending(&self) -> u16 {
+    unsafe fn pending(&self) -> u8 {
         // SAFETY: the caller holds the block lock.
         unsafe { read(&self.pending) }
     }
 
     #[inline]
-    unsafe fn set_pending(&self, pending: u16) {
+    unsafe fn set_pending(&self, pending: u8) {
         // SAFETY: the caller holds the block lock.
         unsafe { write(&self.pending, pending) }
     }

@@ -102,12 +102,19 @@ pub(crate) enum ListTag {
 /// Implementors are `#[repr(C)]` headers that fit before `ClassLayout::data_offset` and hold only
 /// interior-mutable state, so shared references to them never overlap slot memory.
 pub(crate) unsafe trait Block: Sized {
-    /// Writes the header of a freshly mapped (zeroed) block and returns it.
+    /// Writes the header of a block from the page source and returns it.
     ///
     /// # Safety
-    /// `base` is the start of a zeroed, writable block of `layout.block_size()` bytes aligned to its size,
-    /// not yet shared with anyone; the reference is used only while the block stays mapped.
-    unsafe fn init<'a>(base: NonNull<u8>, class: u8, owner: u8, layout: &ClassLayout) -> &'a Self;
+    /// `base` is the start of a writable block of `layout.block_size()` bytes aligned to its size, not yet
+    /// shared with anyone, whose bytes from `dirty` on are zero and not resident (the page source's
+    /// grant); the reference is used only while the block stays mapped.
+    unsafe fn init<'a>(
+        base: NonNull<u8>,
+        class: u8,
+        owner: u8,
+        layout: &ClassLayout,
+        dirty: usize,
+    ) -> &'a Self;
 
     /// The header of the block at `base`.
     ///
@@ -257,14 +264,8 @@ pub(crate) unsafe trait Block: Sized {
     /// The caller holds the block's lock.
     unsafe fn live(&self) -> usize;
 
-    /// Gives the pages of an empty block's slots back to the OS and makes every slot fresh (zero, behind
-    /// the bump index) again; returns the resident bytes released.
-    ///
-    /// # Safety
-    /// The caller holds the block's lock and the block is empty.
-    unsafe fn purge(&self, layout: &ClassLayout) -> usize;
-
-    /// Bytes of the block that the allocator has made resident (header page and slots handed out).
+    /// Bytes of the block that may be resident or non-zero: the header page, the slots handed out, and
+    /// the dirty prefix the block came with.
     ///
     /// # Safety
     /// The caller holds the block's lock.
@@ -275,13 +276,13 @@ pub(crate) unsafe trait Block: Sized {
     ///
     /// # Safety
     /// The caller holds the block's lock.
-    unsafe fn pending(&self) -> u16;
+    unsafe fn pending(&self) -> u8;
 
     /// Sets the pending count.
     ///
     /// # Safety
     /// The caller holds the block's lock.
-    unsafe fn set_pending(&self, pending: u16);
+    unsafe fn set_pending(&self, pending: u8);
 
     /// Which list the block is on.
     ///

@@ -35,7 +35,7 @@ pub(crate) struct TinyHeader {
     lock: Lock,
     next: UnsafeCell<usize>,
     prev: UnsafeCell<usize>,
-    pending: UnsafeCell<u16>,
+    pending: UnsafeCell<u8>,
     mask: UnsafeCell<u16>,
     list: UnsafeCell<ListTag>,
     class: u8,
@@ -82,11 +82,21 @@ impl TinyHeader {
 
 // SAFETY: repr(C), only cells, a lock and an immutable byte; the sub-blocks start at size_of::<Self>().
 unsafe impl Block for TinyHeader {
-    unsafe fn init<'a>(base: NonNull<u8>, class: u8, owner: u8, _: &ClassLayout) -> &'a Self {
+    unsafe fn init<'a>(
+        base: NonNull<u8>,
+        class: u8,
+        owner: u8,
+        _: &ClassLayout,
+        dirty: usize,
+    ) -> &'a Self {
         let header = base.cast::<Self>();
-        // SAFETY: the caller gives us a fresh, zeroed, page-aligned page. Zeroed sub-block headers must
-        // become "empty free list, bump 0, live 0", so each free-list head is set to END.
+        // SAFETY: the caller gives us a writable, page-aligned page, zero if `dirty` is 0. A reused page is
+        // zeroed first (one page: cheaper than a fault), so that every slot is fresh. Zeroed sub-block
+        // headers must become "empty free list, bump 0, live 0", so each free-list head is set to END.
         unsafe {
+            if dirty > 0 {
+                base.as_ptr().write_bytes(0, PAGE_SIZE);
+            }
             header.as_ptr().write(Self {
                 lock: new_lock(),
                 next: UnsafeCell::new(0),
@@ -222,21 +232,16 @@ unsafe impl Block for TinyHeader {
             .sum()
     }
 
-    unsafe fn purge(&self, _layout: &ClassLayout) -> usize {
-        // One page, shared with the header: nothing to give back short of unmapping it.
-        0
-    }
-
     unsafe fn resident_bytes(&self, _layout: &ClassLayout) -> usize {
         PAGE_SIZE
     }
 
-    unsafe fn pending(&self) -> u16 {
+    unsafe fn pending(&self) -> u8 {
         // SAFETY: the caller holds the page lock.
         unsafe { read(&self.pending) }
     }
 
-    unsafe fn set_pending(&self, pending: u16) {
+    unsafe fn set_pending(&self, pending: u8) {
         // SAFETY: the caller holds the page lock.
         unsafe { write(&self.pending, pending) }
     }
