@@ -113,6 +113,44 @@ impl Lists {
     }
 }
 
+/// How many whole bins a head's transfer cache holds...
+const TRANSFER_BATCHES: usize = 16;
+/// ...and how many bytes of slots the transfer caches of one slab's heads hold together, at most: one hot
+/// class may use it all (a round of 10,000 objects of 256 B fits).
+pub(crate) const TRANSFER_SLAB_BYTES: usize = 4 << 20;
+
+/// A thread cache's bin on its way to another (or the same) thread cache: free slots linked through their
+/// first words, null-terminated.
+#[derive(Clone, Copy)]
+struct TransferBatch {
+    first: *mut u8,
+    count: u32,
+}
+
+/// The head's transfer cache (tcmalloc's): a thread cache whose bin is full leaves the whole bin here in
+/// one step, and a cache whose bin is empty takes a batch back the same way. Neither walks its slots, so a
+/// round of frees larger than a bin, or a thread that frees what another allocates, costs no trip through
+/// the blocks' free lists. Slots here stay counted live by their blocks (as slots in bins do), so it is
+/// bounded ([`TRANSFER_BATCHES`], and [`TRANSFER_SLAB_BYTES`] for all heads of a slab) and drained into the blocks when a thread cache
+/// detaches, when a cache is flushed on request, and when the slab is dropped.
+#[derive(Clone, Copy)]
+struct Transfer {
+    batches: [TransferBatch; TRANSFER_BATCHES],
+    len: usize,
+    bytes: usize,
+}
+
+impl Transfer {
+    const EMPTY: Transfer = Transfer {
+        batches: [TransferBatch {
+            first: ptr::null_mut(),
+            count: 0,
+        }; TRANSFER_BATCHES],
+        len: 0,
+        bytes: 0,
+    };
+}
+
 /// Counters of one head, readable without its lock.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct HeadCounts {
@@ -126,6 +164,7 @@ pub(crate) struct HeadCounts {
 pub(crate) struct Head {
     lock: Lock,
     lists: UnsafeCell<Lists>,
+    transfer: UnsafeCell<Transfer>,
     // Allocation counts under the head lock it already holds; frees count with atomics, since most frees
     // take only a block lock. Live figures are the differences (wrapping).
     allocated_objects: LockedCounter,
@@ -136,7 +175,8 @@ pub(crate) struct Head {
     resident_bytes: LockedCounter,
 }
 
-// SAFETY: the raw block pointers in `lists` are only used under `lock`; everything else is atomic.
+// SAFETY: the raw block and slot pointers in `lists` and `transfer` are only used under `lock`; everything
+// else is atomic.
 unsafe impl Send for Head {}
 // SAFETY: as above: all shared access goes through the lock or atomics.
 unsafe impl Sync for Head {}
@@ -147,6 +187,7 @@ impl Head {
             Self {
                 lock: new_lock(),
                 lists: UnsafeCell::new(Lists::EMPTY),
+                transfer: UnsafeCell::new(Transfer::EMPTY),
                 allocated_objects: LockedCounter::new(),
                 allocated_bytes: LockedCounter::new(),
                 freed_objects: AtomicUsize::new(0),
@@ -314,19 +355,38 @@ impl Head {
         }
     }
 
-    /// Takes up to `want` slots for a thread cache, linked through their first words (null-terminated,
-    /// in address order for fresh slots) from the first block with a free slot, mapping a block when none
-    /// has one. The slots stay counted live by their block; the cache counts its own allocations, so the
-    /// head's allocation counters do not change.
+    /// Takes slots for a thread cache, linked through their first words (null-terminated): a batch of the
+    /// transfer cache if it holds one (a whole bin), or else up to `want` slots (in address order for
+    /// fresh slots) from the first block with a free slot, mapping a block when none has one. The slots
+    /// stay counted live by their block; the cache counts its own allocations, so the head's allocation
+    /// counters do not change.
     pub(crate) fn refill<B: Block>(
         &self,
         class: u8,
         owner: u8,
         layout: &ClassLayout,
         want: u32,
+        transfer_bytes: &AtomicUsize,
     ) -> Result<(NonNull<u8>, u32), AllocError> {
         debug_assert!(layout.slot_size as usize >= cache::MIN_CACHED_SLOT);
         let _head = acquire(&self.lock);
+        // SAFETY: the head lock guards the transfer cache; its batches are lists of free slots of this
+        // class that caches left there whole.
+        let batch = unsafe {
+            self.transfer.with_mut(|transfer| {
+                let transfer = &mut *transfer;
+                transfer.len = transfer.len.checked_sub(1)?;
+                let batch = transfer.batches[transfer.len];
+                let bytes = batch.count as usize * layout.slot_size as usize;
+                transfer.bytes -= bytes;
+                transfer_bytes.fetch_sub(bytes, Ordering::Relaxed);
+                Some(batch)
+            })
+        };
+        if let Some(batch) = batch {
+            // SAFETY: a batch is never empty (`give_batch` takes non-null lists only).
+            return Ok((unsafe { NonNull::new_unchecked(batch.first) }, batch.count));
+        }
         // SAFETY: as in `alloc`: the head lock guards the lists, listed blocks are mapped, and each
         // block's slot state is touched under its own lock, taken after the head's. Popped slots are
         // ours, at least MIN_CACHED_SLOT bytes, so writing links into them is sound.
@@ -409,6 +469,74 @@ impl Head {
                     self.resettle::<B>(base, block, guard, layout);
                 }
             }
+        }
+        outcome
+    }
+
+    /// Leaves a thread cache's whole bin, `count` free slots linked from `first` (null-terminated), in the
+    /// transfer cache; false (nothing changed) if it is full, or if the slab's transfer caches together
+    /// (`transfer_bytes`) would exceed [`TRANSFER_SLAB_BYTES`].
+    ///
+    /// # Safety
+    /// The list holds `count` free slots of this head's class, handed out by this head and freed by their
+    /// users, that the caller gives up.
+    pub(crate) unsafe fn give_batch(
+        &self,
+        first: NonNull<u8>,
+        count: u32,
+        layout: &ClassLayout,
+        transfer_bytes: &AtomicUsize,
+    ) -> bool {
+        let bytes = count as usize * layout.slot_size as usize;
+        let _head = acquire(&self.lock);
+        // SAFETY: the head lock guards the transfer cache.
+        unsafe {
+            self.transfer.with_mut(|transfer| {
+                let transfer = &mut *transfer;
+                if transfer.len == TRANSFER_BATCHES {
+                    return false;
+                }
+                // Reserved before the check, so heads racing for the last bytes never exceed it together.
+                if transfer_bytes.fetch_add(bytes, Ordering::Relaxed) + bytes > TRANSFER_SLAB_BYTES
+                {
+                    transfer_bytes.fetch_sub(bytes, Ordering::Relaxed);
+                    return false;
+                }
+                transfer.batches[transfer.len] = TransferBatch {
+                    first: first.as_ptr(),
+                    count,
+                };
+                transfer.len += 1;
+                transfer.bytes += bytes;
+                true
+            })
+        }
+    }
+
+    /// Gives every slot of the transfer cache back to its block (see [`flush`](Self::flush)).
+    ///
+    /// # Safety
+    /// `layout` is the class's layout.
+    pub(crate) unsafe fn drain_transfer<B: Block>(
+        &self,
+        class: u8,
+        owner: u8,
+        layout: &ClassLayout,
+        transfer_bytes: &AtomicUsize,
+    ) -> Result<(), (FreeError, NonNull<u8>)> {
+        let head = acquire(&self.lock);
+        // SAFETY: the head lock guards the transfer cache; the batches are ours once it is emptied.
+        let transfer = unsafe {
+            self.transfer
+                .with_mut(|transfer| core::mem::replace(&mut *transfer, Transfer::EMPTY))
+        };
+        transfer_bytes.fetch_sub(transfer.bytes, Ordering::Relaxed);
+        drop(head);
+        let mut outcome = Ok(());
+        for batch in &transfer.batches[..transfer.len] {
+            // SAFETY: each batch lists free slots of this head's class, in its mapped blocks.
+            let flushed = unsafe { self.flush::<B>(batch.first, class, owner, layout) };
+            outcome = outcome.and(flushed);
         }
         outcome
     }
@@ -502,7 +630,11 @@ impl Head {
     /// # Safety
     /// No other thread uses this head or any of its memory during the call, and nothing allocated from it
     /// is used afterwards.
-    pub(crate) unsafe fn release_all<B: Block>(&self, layout: &ClassLayout) {
+    pub(crate) unsafe fn release_all<B: Block>(
+        &self,
+        layout: &ClassLayout,
+        transfer_bytes: &AtomicUsize,
+    ) {
         let _head = acquire(&self.lock);
         // SAFETY: exclusive use per the contract; the lists hold every mapped block of this head.
         unsafe {
@@ -521,6 +653,9 @@ impl Head {
                 }
             }
             write(&self.lists, Lists::EMPTY);
+            // Its slots lie in the blocks just unmapped.
+            transfer_bytes.fetch_sub(read(&self.transfer).bytes, Ordering::Relaxed);
+            write(&self.transfer, Transfer::EMPTY);
         }
         self.blocks.sub_locked(self.blocks.get());
         self.resident_bytes.sub_locked(self.resident_bytes.get());

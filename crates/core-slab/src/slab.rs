@@ -11,6 +11,7 @@ use crate::head::Head;
 use crate::large::{medium_order, Kind, Large};
 use crate::os::PAGE_SIZE;
 use crate::stats::{ClassStats, LargeStats, Totals};
+use crate::sync::AtomicUsize;
 use core::alloc::Layout;
 use core::marker::PhantomData;
 use core::pin::Pin;
@@ -115,6 +116,8 @@ pub struct Slab<C: SlabConfig = SeedConfig> {
     owner: u8,
     /// The thread caches attached to this slab.
     caches: Registry,
+    /// Bytes of free slots in the heads' transfer caches, together.
+    transfer_bytes: AtomicUsize,
     _config: PhantomData<fn() -> C>,
 }
 
@@ -145,6 +148,7 @@ impl<C: SlabConfig> Slab<C> {
             large: Large::new(),
             owner: 0,
             caches: Registry::new(),
+            transfer_bytes: AtomicUsize::new(0),
             _config: PhantomData,
         }
     }
@@ -158,6 +162,7 @@ impl<C: SlabConfig> Slab<C> {
             large: Large::new(),
             owner: 0,
             caches: Registry::new(),
+            transfer_bytes: AtomicUsize::new(0),
             _config: PhantomData,
         }
     }
@@ -356,7 +361,7 @@ impl<C: SlabConfig> Slab<C> {
             let layout = &Self::LAYOUTS[class.index()];
             let head = &self.heads[class.index()];
             // SAFETY: per the contract nothing uses the slab's memory any more.
-            with_block_type!(layout.kind, B => unsafe { head.release_all::<B>(layout) });
+            with_block_type!(layout.kind, B => unsafe { head.release_all::<B>(layout, &self.transfer_bytes) });
         }
         // SAFETY: as above.
         unsafe { self.large.release_all() };
@@ -627,6 +632,12 @@ impl<C: SlabConfig> Drop for Slab<C> {
     fn drop(&mut self) {
         self.orphan_caches();
         for class in SizeClass::all() {
+            if let Err((error, ptr)) = self.drain_transfer(class) {
+                crate::fatal::abort_with(format_args!(
+                    "{error}: {ptr:p} ({} B class), found when a dropped slab took its slots back",
+                    class.slot_size()
+                ));
+            }
             let layout = &Self::LAYOUTS[class.index()];
             let head = &self.heads[class.index()];
             // SAFETY: `&mut self`: no other thread uses the heads.

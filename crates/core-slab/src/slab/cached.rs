@@ -252,8 +252,9 @@ impl<C: SlabConfig> Slab<C> {
             .map(|block| block.cast())
     }
 
-    /// Gives every slot cached in `cache` back to its block now (it stays attached), so that empty
-    /// blocks can go back to the OS; a cache attached to another slab is left alone.
+    /// Gives every slot cached in `cache` back to its block now (it stays attached), and so do the
+    /// transfer caches of the classes it touched, so that empty blocks can go back to the OS; a cache
+    /// attached to another slab is left alone.
     pub fn flush_cache(&self, cache: Pin<&SlabCache>) -> Result<(), FreeError> {
         let cache = cache.get_ref();
         if !cache.serves(self.address()) {
@@ -265,6 +266,9 @@ impl<C: SlabConfig> Slab<C> {
             // SAFETY: the owner (the only caller that can hold a pinned reference it is allowed to use
             // for cached calls) touches its bins; the slots are this slab's slots of `class`.
             if let Err((error, _)) = unsafe { self.flush_class(cache, class, u32::MAX) } {
+                outcome = outcome.and(Err(error));
+            }
+            if let Err((error, _)) = self.drain_transfer(class) {
                 outcome = outcome.and(Err(error));
             }
         }
@@ -374,8 +378,7 @@ impl<C: SlabConfig> Slab<C> {
         let head = &self.heads[class.index()];
         let tag = class.index() as u8;
         let batch = cache::refill_batch(class);
-        let (first, count) =
-            with_block_type!(layout.kind, B => head.refill::<B>(tag, self.owner, layout, batch))?;
+        let (first, count) = with_block_type!(layout.kind, B => head.refill::<B>(tag, self.owner, layout, batch, &self.transfer_bytes))?;
         let cache = cache.get_ref();
         // SAFETY: we are the owner inside a cached call; the list holds `count` fresh or freed slots of
         // `class` just taken for this cache, and the bin was empty.
@@ -418,8 +421,8 @@ impl<C: SlabConfig> Slab<C> {
         unsafe { self.free_cached_slow(cache, ptr, class, size) }
     }
 
-    /// The bin is full (give it back under the locks, then cache the slot), or the cache cannot serve this
-    /// class or slab. The whole bin goes: detaching it costs no walk, and the next refill takes only half
+    /// The bin is full (give it away, then cache the slot), or the cache cannot serve this class or slab.
+    /// The whole bin goes: detaching it costs no walk, and the next refill from the blocks takes only half
     /// a bin, so a thread hovering at the boundary does not flush and refill on every call.
     ///
     /// # Safety
@@ -439,13 +442,57 @@ impl<C: SlabConfig> Slab<C> {
         }
         let cache = cache.get_ref();
         // SAFETY: the owner inside a cached call; the bin holds this slab's slots of `class`. After the
-        // flush the bin has room, so the push succeeds.
+        // spill the bin is empty, so the push succeeds.
         unsafe {
-            let flushed = self.flush_class(cache, class, u32::MAX);
+            let flushed = self.spill_class(cache, class);
             let pushed = cache.push(class, ptr, size);
             debug_assert!(pushed);
             flushed.map_err(|(error, _)| error)
         }
+    }
+
+    /// Gives `class`'s whole bin away: to the head's transfer cache if it has room (one step, no walk),
+    /// else back to the blocks.
+    ///
+    /// # Safety
+    /// As for `flush_class`.
+    unsafe fn spill_class(
+        &self,
+        cache: &SlabCache,
+        class: SizeClass,
+    ) -> Result<(), (FreeError, NonNull<u8>)> {
+        // SAFETY: per the contract.
+        let (first, taken) = unsafe { cache.take(class, u32::MAX) };
+        let Some(first) = NonNull::new(first) else {
+            return Ok(());
+        };
+        let layout = &Self::LAYOUTS[class.index()];
+        let head = &self.heads[class.index()];
+        // SAFETY: the list holds `taken` free slots of this slab's class `class`, which we give up.
+        if unsafe { head.give_batch(first, taken, layout, &self.transfer_bytes) } {
+            return Ok(());
+        }
+        let tag = class.index() as u8;
+        // SAFETY: as above.
+        with_block_type!(layout.kind, B => unsafe {
+            head.flush::<B>(first.as_ptr(), tag, self.owner, layout)
+        })
+    }
+
+    /// Gives the slots of `class`'s transfer cache back to their blocks.
+    pub(super) fn drain_transfer(&self, class: SizeClass) -> Result<(), (FreeError, NonNull<u8>)> {
+        // Most calls find every transfer cache empty: no head lock then. (A batch left concurrently may
+        // be missed; the callers only need what was left before they began.)
+        if self.transfer_bytes.load(Ordering::Relaxed) == 0 {
+            return Ok(());
+        }
+        let layout = &Self::LAYOUTS[class.index()];
+        let head = &self.heads[class.index()];
+        let tag = class.index() as u8;
+        // SAFETY: the layout is the class's.
+        with_block_type!(layout.kind, B => unsafe {
+            head.drain_transfer::<B>(tag, self.owner, layout, &self.transfer_bytes)
+        })
     }
 
     /// Gives up to `count` slots of `class`'s bin back to their blocks.
@@ -524,7 +571,11 @@ impl<C: SlabConfig> Slab<C> {
         for class in unsafe { cache.touched_classes() } {
             if cache::capacity(class) > 0 {
                 // SAFETY: per the contract.
-                if let Err((error, ptr)) = unsafe { self.flush_class(cache, class, u32::MAX) } {
+                // A thread leaving (or a slab dropped) gives back what its bins and the transfer cache
+                // hold, so that a program whose threads freed everything gets its memory back.
+                let flushed = unsafe { self.flush_class(cache, class, u32::MAX) }
+                    .and_then(|()| self.drain_transfer(class));
+                if let Err((error, ptr)) = flushed {
                     // No caller to return the error to (a thread is exiting or a slab is dropped).
                     crate::fatal::abort_with(format_args!(
                         "{error}: {ptr:p} ({} B class), found when a thread cache gave its slots back",
