@@ -48,6 +48,35 @@ pub fn totals() -> Totals {
     SLAB.totals()
 }
 
+/// Gives back the memory the calling thread keeps for reuse, like `mi_collect(true)` or `malloc_trim(0)`:
+/// its cache of free slots for [`Global`] and the seed functions goes back to the blocks (with the transfer
+/// caches of the size classes it used), blocks left empty go back to the page source, and the page source
+/// gives every freed block it keeps resident back to the OS ([`pages::trim`](classalloc_slab::pages::trim)).
+///
+/// Never needed for correctness. Without it, a thread's cache goes back when the thread exits, and the
+/// page source gives freed blocks back on its own, all but 1 MiB, within
+/// [`DECAY_MS`](classalloc_slab::pages::DECAY_MS) of its next call. Other threads' caches, and the caches
+/// of [`ClassAlloc`]s, are left alone.
+///
+/// ```
+/// let data: Vec<u64> = (0..100_000).collect();
+/// drop(data);
+/// classalloc::collect();
+/// ```
+pub fn collect() {
+    front::with_global_cache(
+        |cache| {
+            if let Err(error) = SLAB.flush_cache(cache) {
+                classalloc_slab::fatal::abort_with(format_args!(
+                    "{error}: found when collect() gave this thread's cached slots back"
+                ));
+            }
+        },
+        || (),
+    );
+    classalloc_slab::pages::trim();
+}
+
 /// Aborts on a misuse the allocator detected (a free that does not match an allocation), with
 /// `classalloc: fatal: <misuse>: <ptr> (<size> B)` on standard error, written without allocating; going on
 /// could corrupt memory. Shared by every entry point, the C ABI included, so all report misuse alike.
