@@ -114,10 +114,12 @@ impl Lists {
 }
 
 /// How many whole bins a head's transfer cache holds...
-const TRANSFER_BATCHES: usize = 16;
+const TRANSFER_BATCHES: usize = 4;
 /// ...and how many bytes of slots the transfer caches of one slab's heads hold together, at most: one hot
-/// class may use it all (a round of 10,000 objects of 256 B fits).
-pub(crate) const TRANSFER_SLAB_BYTES: usize = 4 << 20;
+/// class may use it all. Slots there keep their blocks from going back, so it is kept small (the mixed
+/// lifetimes benchmark's resident memory grows with it). Each head's array is part of every `Slab`, so a
+/// larger `TRANSFER_BATCHES` also makes a `ClassAlloc` (16 slabs) larger, on the stack if built there.
+pub(crate) const TRANSFER_SLAB_BYTES: usize = 2 << 20;
 
 /// A thread cache's bin on its way to another (or the same) thread cache: free slots linked through their
 /// first words, null-terminated.

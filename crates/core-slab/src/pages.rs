@@ -22,7 +22,7 @@
 //! its dirty prefix: a slab block's head knows which slots that prefix covers (they are not zero, their
 //! pages are resident), and a medium allocation is zeroed with `memset` only if it must be zero. Cached
 //! bytes (each block's dirty prefix) are bounded twice:
-//! - by size: at most a quarter of the bytes in use, or 8 MiB if that is more; the oldest go first;
+//! - by size: at most 1/64 of the bytes in use, clamped to 1 .. 4 MiB; the oldest go first;
 //! - by time: beyond the first 1 MiB, a block cached for [`DECAY_MS`] is purged by the next call into the
 //!   source (an allocation or free of a block). So a program that frees everything gets its memory back,
 //!   all but 1 MiB, [`DECAY_MS`] later or at its next block-level call, whichever comes last; [`trim`]
@@ -76,12 +76,13 @@ const CACHE_MAX_ORDER: u32 = 20;
 const CACHE_FLOOR: usize = 1 << 20;
 /// ...and what it holds beyond them goes back to the OS once cached this long (milliseconds).
 pub const DECAY_MS: u64 = 250;
-/// It never holds more than a quarter (1 / `CACHE_SHARE`) of the bytes in use...
+/// It never holds more than 1/64 (1 / `CACHE_SHARE`) of the bytes in use, so its hold stays a small share
+/// of the heap...
 #[cfg(not(loom))]
-const CACHE_SHARE: usize = 4;
-/// ...or this many bytes, if that is more.
+const CACHE_SHARE: usize = 64;
+/// ...and never more than this many bytes either.
 #[cfg(not(loom))]
-const CACHE_MIN_LIMIT: usize = 8 << 20;
+const CACHE_CEILING: usize = 4 << 20;
 #[cfg(not(loom))]
 const CACHE_SLOTS: usize = (CACHE_MAX_ORDER - MIN_ORDER + 1) as usize;
 
@@ -513,7 +514,7 @@ impl State {
         counters: &Counters,
     ) -> bool {
         let in_use = counters.in_use_bytes.load(Ordering::Relaxed);
-        let limit = (in_use / CACHE_SHARE).max(CACHE_MIN_LIMIT);
+        let limit = (in_use / CACHE_SHARE).clamp(CACHE_FLOOR, CACHE_CEILING);
         if order > CACHE_MAX_ORDER || dirty == 0 || dirty > limit {
             return false;
         }

@@ -49,16 +49,19 @@ fn blocks_and_medium_allocations_are_aligned_and_zero_when_reused() {
     free_all(first);
     assert_eq!(slab.class_stats(class).blocks, 0);
     assert!(
-        pages::stats().cached_bytes >= 4 * geometry.block_size,
+        pages::stats().cached_bytes >= geometry.block_size,
         "kept resident for reuse: {:?}",
         pages::stats()
     );
 
-    // The same blocks come back dirty: calloc must clear every slot they held, and only the class's
-    // resident count says what the dirty pages are.
+    // A cached block comes back dirty (the source kept at least the last one): calloc must clear every
+    // slot it held, and the class counts its dirty pages resident from the start.
     let second: Vec<NonNull<u8>> = (0..count).map(|_| slab.calloc(64).unwrap()).collect();
     let second_blocks: HashSet<usize> = second.iter().map(|&p| base_of(p)).collect();
-    assert_eq!(first_blocks, second_blocks, "the cached blocks were reused");
+    assert!(
+        first_blocks.intersection(&second_blocks).count() >= 1,
+        "a cached block was reused"
+    );
     for &p in &second {
         assert!(all_bytes(p, 64, 0), "calloc from a dirty block at {p:p}");
     }

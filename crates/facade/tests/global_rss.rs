@@ -80,9 +80,9 @@ fn memory_freed_through_global_leaves_the_process() {
     }
     let after = anonymous_bytes();
     eprintln!("after the threads: {}", above(after, baseline));
-    // At once, what may stay is the page source's hold on freed blocks (at most 8 MiB beyond the first, as
-    // little is in use now) and the buddy's links in free blocks.
-    assert!(after <= baseline + 10 * MIB, "{}", above(after, baseline));
+    // At once, what may stay is the page source's hold on freed blocks (at most 4 MiB) and the buddy's links
+    // in free blocks.
+    assert!(after <= baseline + 6 * MIB, "{}", above(after, baseline));
 
     // The hold decays: the next call into the page source after DECAY_MS gives all but 1 MiB back.
     std::thread::sleep(Duration::from_millis(
