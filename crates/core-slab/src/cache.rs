@@ -373,48 +373,31 @@ impl SlabCache {
     /// The classes touched since the cache attached, smallest first.
     ///
     /// # Safety
-    /// As for [`take`](Self::take).
+    /// As for [`take_all`](Self::take_all).
     pub(crate) unsafe fn touched_classes(&self) -> impl Iterator<Item = SizeClass> {
         // SAFETY: per the contract.
         let touched = self.touched.with(|touched| unsafe { *touched });
         SizeClass::all().filter(move |class| touched & (1u128 << class.index()) != 0)
     }
 
-    /// Detaches up to `count` slots from the front of `class`'s bin and returns them as a list
-    /// (null-terminated) with their number.
+    /// Detaches `class`'s whole bin and returns it as a list (null-terminated) with its number of slots:
+    /// no walk, the list is already terminated.
     ///
     /// # Safety
     /// The caller may touch the bins (the owner inside a cached call, or a holder of the registry lock at a
     /// point where the owner cannot be using the cache).
-    pub(crate) unsafe fn take(&self, class: SizeClass, count: u32) -> (*mut u8, u32) {
-        // SAFETY: per the contract; every listed slot holds its next link.
+    pub(crate) unsafe fn take_all(&self, class: SizeClass) -> (*mut u8, u32) {
+        // SAFETY: per the contract.
         self.bins.with_mut(|bins| unsafe {
-            let bin = &mut (*bins)[class.index()];
-            let taken = count.min(bin.count);
-            if taken == 0 {
-                return (ptr::null_mut(), 0);
-            }
-            let first = bin.first;
-            if taken == bin.count {
-                // The whole list, already null-terminated: no walk.
-                *bin = Bin::EMPTY;
-                return (first, taken);
-            }
-            let mut last = first;
-            for _ in 1..taken {
-                last = read_link(last);
-            }
-            bin.first = read_link(last);
-            bin.count -= taken;
-            write_link(last, ptr::null_mut());
-            (first, taken)
+            let bin = core::mem::replace(&mut (*bins)[class.index()], Bin::EMPTY);
+            (bin.first, bin.count)
         })
     }
 
     /// Forgets every cached slot (their memory is being released with their blocks).
     ///
     /// # Safety
-    /// As for [`take`](Self::take).
+    /// As for [`take_all`](Self::take_all).
     pub(crate) unsafe fn forget_all(&self) {
         // SAFETY: per the contract.
         for class in unsafe { self.touched_classes() } {
@@ -432,7 +415,7 @@ impl SlabCache {
     /// Zeroes the live counts (after they were folded into the slab's) and the touched marks.
     ///
     /// # Safety
-    /// As for [`take`](Self::take).
+    /// As for [`take_all`](Self::take_all).
     pub(crate) unsafe fn clear_live(&self) {
         // SAFETY: per the contract.
         for class in unsafe { self.touched_classes() } {

@@ -243,15 +243,9 @@ impl Head {
         unsafe {
             let mut lists = read(&self.lists);
             let outcome = loop {
-                let base = match NonNull::new(lists.partial.first) {
-                    Some(base) => base,
-                    None => match self.map_block::<B>(class, owner, layout) {
-                        Ok(base) => {
-                            lists.move_to::<B>(base, ListTag::Partial, layout);
-                            base
-                        }
-                        Err(error) => break Err(error),
-                    },
+                let base = match self.first_partial::<B>(&mut lists, class, owner, layout) {
+                    Ok(base) => base,
+                    Err(error) => break Err(error),
                 };
                 let block = B::at(base);
                 let guard = acquire(block.lock());
@@ -395,15 +389,9 @@ impl Head {
         unsafe {
             let mut lists = read(&self.lists);
             let outcome = loop {
-                let base = match NonNull::new(lists.partial.first) {
-                    Some(base) => base,
-                    None => match self.map_block::<B>(class, owner, layout) {
-                        Ok(base) => {
-                            lists.move_to::<B>(base, ListTag::Partial, layout);
-                            base
-                        }
-                        Err(error) => break Err(error),
-                    },
+                let base = match self.first_partial::<B>(&mut lists, class, owner, layout) {
+                    Ok(base) => base,
+                    Err(error) => break Err(error),
                 };
                 let block = B::at(base);
                 let guard = acquire(block.lock());
@@ -574,6 +562,28 @@ impl Head {
                 lists.move_to::<B>(base, ListTag::Partial, layout);
             }
             false
+        }
+    }
+
+    /// The first block on the partial list, or a block mapped (and put on that list) when there is none.
+    ///
+    /// # Safety
+    /// The head lock is held and `lists` are the head's lists, read under it.
+    unsafe fn first_partial<B: Block>(
+        &self,
+        lists: &mut Lists,
+        class: u8,
+        owner: u8,
+        layout: &ClassLayout,
+    ) -> Result<NonNull<u8>, AllocError> {
+        if let Some(base) = NonNull::new(lists.partial.first) {
+            return Ok(base);
+        }
+        // SAFETY: per the contract the head lock is held; the new block is on no list yet.
+        unsafe {
+            let base = self.map_block::<B>(class, owner, layout)?;
+            lists.move_to::<B>(base, ListTag::Partial, layout);
+            Ok(base)
         }
     }
 

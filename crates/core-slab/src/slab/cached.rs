@@ -265,7 +265,7 @@ impl<C: SlabConfig> Slab<C> {
         for class in unsafe { cache.touched_classes() } {
             // SAFETY: the owner (the only caller that can hold a pinned reference it is allowed to use
             // for cached calls) touches its bins; the slots are this slab's slots of `class`.
-            if let Err((error, _)) = unsafe { self.flush_class(cache, class, u32::MAX) } {
+            if let Err((error, _)) = unsafe { self.flush_class(cache, class) } {
                 outcome = outcome.and(Err(error));
             }
             if let Err((error, _)) = self.drain_transfer(class) {
@@ -462,21 +462,18 @@ impl<C: SlabConfig> Slab<C> {
         class: SizeClass,
     ) -> Result<(), (FreeError, NonNull<u8>)> {
         // SAFETY: per the contract.
-        let (first, taken) = unsafe { cache.take(class, u32::MAX) };
+        let (first, taken) = unsafe { cache.take_all(class) };
         let Some(first) = NonNull::new(first) else {
             return Ok(());
         };
         let layout = &Self::LAYOUTS[class.index()];
-        let head = &self.heads[class.index()];
         // SAFETY: the list holds `taken` free slots of this slab's class `class`, which we give up.
-        if unsafe { head.give_batch(first, taken, layout, &self.transfer_bytes) } {
-            return Ok(());
+        unsafe {
+            if self.heads[class.index()].give_batch(first, taken, layout, &self.transfer_bytes) {
+                return Ok(());
+            }
+            self.return_to_blocks(class, first.as_ptr())
         }
-        let tag = class.index() as u8;
-        // SAFETY: as above.
-        with_block_type!(layout.kind, B => unsafe {
-            head.flush::<B>(first.as_ptr(), tag, self.owner, layout)
-        })
     }
 
     /// Gives the slots of `class`'s transfer cache back to their blocks.
@@ -495,25 +492,39 @@ impl<C: SlabConfig> Slab<C> {
         })
     }
 
-    /// Gives up to `count` slots of `class`'s bin back to their blocks.
+    /// Gives every slot of `class`'s bin back to its block.
     ///
     /// # Safety
-    /// The caller may touch the bins (see `SlabCache::take`), which hold slots of this slab.
+    /// The caller may touch the bins (see `SlabCache::take_all`), which hold slots of this slab.
     unsafe fn flush_class(
         &self,
         cache: &SlabCache,
         class: SizeClass,
-        count: u32,
     ) -> Result<(), (FreeError, NonNull<u8>)> {
-        // SAFETY: per the contract.
-        let (first, taken) = unsafe { cache.take(class, count) };
-        if taken == 0 {
-            return Ok(());
+        // SAFETY: per the contract; the list holds slots of this slab's class `class`, freed by their
+        // users.
+        unsafe {
+            let (first, taken) = cache.take_all(class);
+            if taken == 0 {
+                return Ok(());
+            }
+            self.return_to_blocks(class, first)
         }
+    }
+
+    /// Returns a list of free slots (linked through their first words, null-terminated) to their blocks.
+    ///
+    /// # Safety
+    /// Every listed slot is a slot of this slab's class `class`, freed by its user and given up.
+    unsafe fn return_to_blocks(
+        &self,
+        class: SizeClass,
+        first: *mut u8,
+    ) -> Result<(), (FreeError, NonNull<u8>)> {
         let layout = &Self::LAYOUTS[class.index()];
         let head = &self.heads[class.index()];
         let tag = class.index() as u8;
-        // SAFETY: the list holds slots of this slab's class `class`, freed by their users.
+        // SAFETY: per the contract.
         with_block_type!(layout.kind, B => unsafe { head.flush::<B>(first, tag, self.owner, layout) })
     }
 
@@ -573,7 +584,7 @@ impl<C: SlabConfig> Slab<C> {
                 // SAFETY: per the contract.
                 // A thread leaving (or a slab dropped) gives back what its bins and the transfer cache
                 // hold, so that a program whose threads freed everything gets its memory back.
-                let flushed = unsafe { self.flush_class(cache, class, u32::MAX) }
+                let flushed = unsafe { self.flush_class(cache, class) }
                     .and_then(|()| self.drain_transfer(class));
                 if let Err((error, ptr)) = flushed {
                     // No caller to return the error to (a thread is exiting or a slab is dropped).
