@@ -31,10 +31,17 @@ use core::ptr::{self, NonNull};
 /// The smallest slot a bin can link (a pointer, stored unaligned).
 pub(crate) const MIN_CACHED_SLOT: usize = core::mem::size_of::<*mut u8>();
 
-/// Bytes of free slots a bin holds before it gives half of them back.
+/// Bytes of free slots a bin holds before it gives them away.
+#[cfg(not(loom))]
 const BIN_BYTES: usize = 256 * 1024;
+/// Loom models fill a bin of 64-byte slots with four frees, so they reach the transfer cache.
+#[cfg(loom)]
+const BIN_BYTES: usize = 256;
 /// Bounds on a bin's capacity in slots, whatever the slot size.
+#[cfg(not(loom))]
 const MIN_BIN_SLOTS: usize = 8;
+#[cfg(loom)]
+const MIN_BIN_SLOTS: usize = 2;
 const MAX_BIN_SLOTS: usize = 16 * 1024;
 
 /// Each class's bin capacity in slots; 0 for classes too small to link.
@@ -44,23 +51,28 @@ const fn build_capacity() -> [u32; CLASS_COUNT] {
     let mut capacity = [0u32; CLASS_COUNT];
     let mut index = 0;
     while index < CLASS_COUNT {
-        let slot = match SizeClass::from_index(index) {
-            Some(class) => class.slot_size(),
+        capacity[index] = match SizeClass::from_index(index) {
+            Some(class) => capacity_for_slot(class.slot_size()),
             None => unreachable!(),
         };
-        if slot >= MIN_CACHED_SLOT {
-            let slots = BIN_BYTES / slot;
-            capacity[index] = if slots < MIN_BIN_SLOTS {
-                MIN_BIN_SLOTS as u32
-            } else if slots > MAX_BIN_SLOTS {
-                MAX_BIN_SLOTS as u32
-            } else {
-                slots as u32
-            };
-        }
         index += 1;
     }
     capacity
+}
+
+/// The bin capacity in slots for slots of `slot` bytes (0: too small to link).
+pub(crate) const fn capacity_for_slot(slot: usize) -> u32 {
+    if slot < MIN_CACHED_SLOT {
+        return 0;
+    }
+    let slots = BIN_BYTES / slot;
+    if slots < MIN_BIN_SLOTS {
+        MIN_BIN_SLOTS as u32
+    } else if slots > MAX_BIN_SLOTS {
+        MAX_BIN_SLOTS as u32
+    } else {
+        slots as u32
+    }
 }
 
 /// The capacity of `class`'s bin (0: not cached).

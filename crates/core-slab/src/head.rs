@@ -113,44 +113,63 @@ impl Lists {
     }
 }
 
-/// How many whole bins a head's transfer cache holds...
-const TRANSFER_BATCHES: usize = 4;
-/// ...and how many bytes of slots the transfer caches of one slab's heads hold together, at most: one hot
-/// class may use it all. Slots there keep their blocks from going back, so it is kept small (the mixed
-/// lifetimes benchmark's resident memory grows with it). Each head's array is part of every `Slab`, so a
-/// larger `TRANSFER_BATCHES` also makes a `ClassAlloc` (16 slabs) larger, on the stack if built there.
-pub(crate) const TRANSFER_SLAB_BYTES: usize = 2 << 20;
+/// How many bytes of slots the transfer caches of one slab's heads hold together, at most: one hot class
+/// may use it all. Slots there keep their blocks from going back, so the bound is small next to a heap
+/// (and it is drained when a thread leaves, on `flush_cache` and on `collect`), but it is large enough that
+/// a round of a few thousand frees and allocations of one size never walks the blocks' free lists.
+pub(crate) const TRANSFER_SLAB_BYTES: usize = 4 << 20;
 
-/// A thread cache's bin on its way to another (or the same) thread cache: free slots linked through their
-/// first words, null-terminated.
-#[derive(Clone, Copy)]
-struct TransferBatch {
-    first: *mut u8,
-    count: u32,
-}
+/// The smallest slot that can head a transfer batch: its first word links the batch's slots, its second
+/// the next batch.
+const MIN_TRANSFER_SLOT: usize = 2 * cache::MIN_CACHED_SLOT;
 
 /// The head's transfer cache (tcmalloc's): a thread cache whose bin is full leaves the whole bin here in
-/// one step, and a cache whose bin is empty takes a batch back the same way. Neither walks its slots, so a
+/// one step, and a cache whose bin is empty takes one back the same way. Neither walks its slots, so a
 /// round of frees larger than a bin, or a thread that frees what another allocates, costs no trip through
-/// the blocks' free lists. Slots here stay counted live by their blocks (as slots in bins do), so it is
-/// bounded ([`TRANSFER_BATCHES`], and [`TRANSFER_SLAB_BYTES`] for all heads of a slab) and drained into the blocks when a thread cache
-/// detaches, when a cache is flushed on request, and when the slab is dropped.
+/// the blocks' free lists.
+///
+/// A batch is always a whole bin (`cache::capacity` slots, linked through their first words and
+/// null-terminated); the batches are chained through their first slots' second words, so the head holds
+/// only the top one and the cache costs no memory of its own. Slots here stay counted live by their blocks
+/// (as slots in bins do), so it is bounded ([`TRANSFER_SLAB_BYTES`] for all heads of a slab) and drained
+/// into the blocks when a thread cache detaches, when a cache is flushed on request, and when the slab is
+/// dropped.
 #[derive(Clone, Copy)]
 struct Transfer {
-    batches: [TransferBatch; TRANSFER_BATCHES],
-    len: usize,
+    /// The first slot of the top batch, null when empty.
+    top: *mut u8,
     bytes: usize,
 }
 
 impl Transfer {
     const EMPTY: Transfer = Transfer {
-        batches: [TransferBatch {
-            first: ptr::null_mut(),
-            count: 0,
-        }; TRANSFER_BATCHES],
-        len: 0,
+        top: ptr::null_mut(),
         bytes: 0,
     };
+}
+
+/// Reads the link to the next batch from a batch's first slot, and poisons it again.
+///
+/// # Safety
+/// `first` heads a batch written by [`write_batch_link`].
+unsafe fn read_batch_link(first: *mut u8) -> *mut u8 {
+    let word = first.wrapping_add(cache::MIN_CACHED_SLOT);
+    // SAFETY: per the contract the slot is at least MIN_TRANSFER_SLOT bytes and its second word holds the
+    // link (unaligned: 12-byte-aligned classes exist above 16 bytes too).
+    let next = unsafe { word.cast::<*mut u8>().read_unaligned() };
+    classalloc_buddy::asan::poison(word as usize, cache::MIN_CACHED_SLOT);
+    next
+}
+
+/// Stores the link to the next batch in a batch's first slot (its second word; the first links the slots).
+///
+/// # Safety
+/// `first` is a free slot of at least [`MIN_TRANSFER_SLOT`] bytes that the caller may write.
+unsafe fn write_batch_link(first: *mut u8, next: *mut u8) {
+    let word = first.wrapping_add(cache::MIN_CACHED_SLOT);
+    classalloc_buddy::asan::unpoison(word as usize, cache::MIN_CACHED_SLOT);
+    // SAFETY: per the contract.
+    unsafe { word.cast::<*mut u8>().write_unaligned(next) }
 }
 
 /// Counters of one head, readable without its lock.
@@ -366,22 +385,22 @@ impl Head {
     ) -> Result<(NonNull<u8>, u32), AllocError> {
         debug_assert!(layout.slot_size as usize >= cache::MIN_CACHED_SLOT);
         let _head = acquire(&self.lock);
-        // SAFETY: the head lock guards the transfer cache; its batches are lists of free slots of this
-        // class that caches left there whole.
-        let batch = unsafe {
+        let bin_slots = cache::capacity_for_slot(layout.slot_size as usize);
+        // SAFETY: the head lock guards the transfer cache; its batches are full bins of free slots of
+        // this class that caches left there whole, each with the next batch in its first slot.
+        let top = unsafe {
             self.transfer.with_mut(|transfer| {
                 let transfer = &mut *transfer;
-                transfer.len = transfer.len.checked_sub(1)?;
-                let batch = transfer.batches[transfer.len];
-                let bytes = batch.count as usize * layout.slot_size as usize;
+                let top = NonNull::new(transfer.top)?;
+                transfer.top = read_batch_link(top.as_ptr());
+                let bytes = bin_slots as usize * layout.slot_size as usize;
                 transfer.bytes -= bytes;
                 transfer_bytes.fetch_sub(bytes, Ordering::Relaxed);
-                Some(batch)
+                Some(top)
             })
         };
-        if let Some(batch) = batch {
-            // SAFETY: a batch is never empty (`give_batch` takes non-null lists only).
-            return Ok((unsafe { NonNull::new_unchecked(batch.first) }, batch.count));
+        if let Some(top) = top {
+            return Ok((top, bin_slots));
         }
         // SAFETY: as in `alloc`: the head lock guards the lists, listed blocks are mapped, and each
         // block's slot state is touched under its own lock, taken after the head's. Popped slots are
@@ -463,9 +482,10 @@ impl Head {
         outcome
     }
 
-    /// Leaves a thread cache's whole bin, `count` free slots linked from `first` (null-terminated), in the
-    /// transfer cache; false (nothing changed) if it is full, or if the slab's transfer caches together
-    /// (`transfer_bytes`) would exceed [`TRANSFER_SLAB_BYTES`].
+    /// Leaves a thread cache's full bin, `count` free slots linked from `first` (null-terminated), in the
+    /// transfer cache; false (nothing changed) if it is not a full bin, if its slots are too small to chain
+    /// batches through, or if the slab's transfer caches together (`transfer_bytes`) would exceed
+    /// [`TRANSFER_SLAB_BYTES`].
     ///
     /// # Safety
     /// The list holds `count` free slots of this head's class, handed out by this head and freed by their
@@ -477,30 +497,28 @@ impl Head {
         layout: &ClassLayout,
         transfer_bytes: &AtomicUsize,
     ) -> bool {
-        let bytes = count as usize * layout.slot_size as usize;
+        let slot_size = layout.slot_size as usize;
+        if slot_size < MIN_TRANSFER_SLOT || count != cache::capacity_for_slot(slot_size) {
+            return false;
+        }
+        let bytes = count as usize * slot_size;
+        // Reserved before taking the lock, so heads racing for the last bytes never exceed it together.
+        if transfer_bytes.fetch_add(bytes, Ordering::Relaxed) + bytes > TRANSFER_SLAB_BYTES {
+            transfer_bytes.fetch_sub(bytes, Ordering::Relaxed);
+            return false;
+        }
         let _head = acquire(&self.lock);
-        // SAFETY: the head lock guards the transfer cache.
+        // SAFETY: the head lock guards the transfer cache; `first` is a free slot we own, large enough
+        // to hold the batch link.
         unsafe {
             self.transfer.with_mut(|transfer| {
                 let transfer = &mut *transfer;
-                if transfer.len == TRANSFER_BATCHES {
-                    return false;
-                }
-                // Reserved before the check, so heads racing for the last bytes never exceed it together.
-                if transfer_bytes.fetch_add(bytes, Ordering::Relaxed) + bytes > TRANSFER_SLAB_BYTES
-                {
-                    transfer_bytes.fetch_sub(bytes, Ordering::Relaxed);
-                    return false;
-                }
-                transfer.batches[transfer.len] = TransferBatch {
-                    first: first.as_ptr(),
-                    count,
-                };
-                transfer.len += 1;
+                write_batch_link(first.as_ptr(), transfer.top);
+                transfer.top = first.as_ptr();
                 transfer.bytes += bytes;
-                true
             })
         }
+        true
     }
 
     /// Gives every slot of the transfer cache back to its block (see [`flush`](Self::flush)).
@@ -523,9 +541,16 @@ impl Head {
         transfer_bytes.fetch_sub(transfer.bytes, Ordering::Relaxed);
         drop(head);
         let mut outcome = Ok(());
-        for batch in &transfer.batches[..transfer.len] {
-            // SAFETY: each batch lists free slots of this head's class, in its mapped blocks.
-            let flushed = unsafe { self.flush::<B>(batch.first, class, owner, layout) };
+        let mut batch = transfer.top;
+        while !batch.is_null() {
+            // SAFETY: each batch heads a list of free slots of this head's class, in its mapped blocks,
+            // with the next batch in its second word (read before the slots go back).
+            let flushed = unsafe {
+                let next = read_batch_link(batch);
+                let flushed = self.flush::<B>(batch, class, owner, layout);
+                batch = next;
+                flushed
+            };
             outcome = outcome.and(flushed);
         }
         outcome
