@@ -157,16 +157,17 @@ impl SizeClass {
         if align > MAX_SMALL_ALIGN || size > MAX_SMALL_SIZE {
             return None;
         }
-        // A slot that is a multiple of `align` can be aligned to it; round up first, then walk up to the
-        // first class whose own alignment suffices (at most 16 steps, and only for align > 8).
+        // A slot that is a multiple of `align` can be aligned to it, so round up first. The class of the
+        // rounded size is then always aligned enough: in (2^k, 2^(k+1)] the classes are the multiples of
+        // 2^(k-4) (of 8 from 16 to 128), so either `align` divides that step and the rounded size is
+        // itself a class, or the step is a larger power of two than `align`; below 16, 12-byte slots
+        // are 4-aligned and rounding to 8 or 16 skips them. The exhaustive test below checks it.
         let rounded = (size + align - 1) & !(align - 1);
-        let mut class = match Self::for_size(rounded) {
+        let class = match Self::for_size(rounded) {
             Some(class) => class,
             None => return None,
         };
-        while class.align() < align {
-            class = Self(class.0 + 1);
-        }
+        debug_assert!(class.align() >= align);
         Some(class)
     }
 }

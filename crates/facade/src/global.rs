@@ -28,6 +28,27 @@ impl Global {
     }
 }
 
+/// An allocation after this thread's cache is gone (teardown): kept out of `alloc`'s fast path.
+#[cold]
+#[inline(never)]
+fn alloc_uncached(layout: Layout) -> Result<NonNull<[u8]>, AllocError> {
+    SLAB.alloc(layout)
+}
+
+/// A free after this thread's cache is gone (teardown): kept out of `dealloc`'s fast path.
+///
+/// # Safety
+/// As for [`GlobalAlloc::dealloc`].
+#[cold]
+#[inline(never)]
+unsafe fn dealloc_uncached(
+    ptr: NonNull<u8>,
+    layout: Layout,
+) -> Result<(), classalloc_slab::FreeError> {
+    // SAFETY: forwarded contract.
+    unsafe { SLAB.dealloc(ptr, layout) }
+}
+
 // SAFETY: the slab returns blocks that fit the layout (size and alignment), never hands out a live block
 // twice, and returns null on every failure; dealloc/realloc forward the caller's guarantees.
 unsafe impl GlobalAlloc for Global {
@@ -35,7 +56,7 @@ unsafe impl GlobalAlloc for Global {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         let block = with_global_cache(
             |cache| SLAB.alloc_cached(cache, layout),
-            || SLAB.alloc(layout),
+            || alloc_uncached(layout),
         );
         match block {
             Ok(block) => block.as_ptr().cast(),
@@ -64,7 +85,7 @@ unsafe impl GlobalAlloc for Global {
         let freed = unsafe {
             with_global_cache(
                 |cache| SLAB.dealloc_cached(cache, nonnull, layout),
-                || SLAB.dealloc(nonnull, layout),
+                || dealloc_uncached(nonnull, layout),
             )
         };
         if let Err(error) = freed {

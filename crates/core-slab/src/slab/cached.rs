@@ -131,8 +131,24 @@ impl<C: SlabConfig> Slab<C> {
     /// As [`alloc`](Self::alloc), through `cache`: the common case pops a slot from the cache's bin and
     /// takes no lock. The cache attaches to this slab on first use; a cache attached to another slab
     /// still works (the call takes the locked path).
-    #[inline]
+    #[inline(always)]
     pub fn alloc_cached(
+        &self,
+        cache: Pin<&SlabCache>,
+        layout: Layout,
+    ) -> Result<NonNull<[u8]>, AllocError> {
+        // The fast path is written out here, small enough to inline into a global allocator's `alloc`
+        // without a stack frame; everything else (routing errors, large sizes, refills) is outlined.
+        if let Some(class) = SizeClass::for_layout(layout.size(), layout.align()) {
+            if let Some(slot) = self.pop_cached(cache, class, layout.size()) {
+                return Ok(NonNull::slice_from_raw_parts(slot, class.slot_size()));
+            }
+        }
+        self.alloc_cached_outlined(cache, layout)
+    }
+
+    #[inline(never)]
+    fn alloc_cached_outlined(
         &self,
         cache: Pin<&SlabCache>,
         layout: Layout,
@@ -161,8 +177,29 @@ impl<C: SlabConfig> Slab<C> {
     ///
     /// # Safety
     /// As for [`dealloc`](Self::dealloc).
-    #[inline]
+    #[inline(always)]
     pub unsafe fn dealloc_cached(
+        &self,
+        cache: Pin<&SlabCache>,
+        ptr: NonNull<u8>,
+        layout: Layout,
+    ) -> Result<(), FreeError> {
+        if !checked::CHECKED {
+            if let Some(class) = SizeClass::for_layout(layout.size(), layout.align()) {
+                // SAFETY: the caller's contract: `ptr` is a live slot of `class` of this slab.
+                if unsafe { self.push_cached(cache, ptr, class, layout.size()) } {
+                    return Ok(());
+                }
+            }
+        }
+        // SAFETY: forwarded contract.
+        unsafe { self.dealloc_cached_outlined(cache, ptr, layout) }
+    }
+
+    /// # Safety
+    /// As for [`dealloc`](Self::dealloc).
+    #[inline(never)]
+    unsafe fn dealloc_cached_outlined(
         &self,
         cache: Pin<&SlabCache>,
         ptr: NonNull<u8>,
@@ -333,7 +370,46 @@ impl<C: SlabConfig> Slab<C> {
         }
     }
 
-    /// The fast path of an allocation: a slot from the bin, no lock.
+    /// The fast path of an allocation: a slot from the bin, no lock; `None` when the cache does not serve
+    /// this slab yet or the bin is empty.
+    #[inline(always)]
+    fn pop_cached(
+        &self,
+        cache: Pin<&SlabCache>,
+        class: SizeClass,
+        size: usize,
+    ) -> Option<NonNull<u8>> {
+        if !cache.serves(self.address()) {
+            return None;
+        }
+        // SAFETY: the cache serves this slab and we are inside its cached call, on its owner's thread
+        // (a pinned cache is only passed by its owner).
+        let slot = unsafe { cache.get_ref().pop(class, size) }?;
+        if checked::CHECKED {
+            self.check_alloc(slot, class);
+        }
+        Some(slot)
+    }
+
+    /// The fast path of a free: the slot joins the bin, no lock, no metadata read; `false` (nothing done)
+    /// when the cache does not serve this slab yet or the bin is full. Does not check the free.
+    ///
+    /// # Safety
+    /// `ptr` is a live slot of `class` of this slab, not used afterwards.
+    #[inline(always)]
+    unsafe fn push_cached(
+        &self,
+        cache: Pin<&SlabCache>,
+        ptr: NonNull<u8>,
+        class: SizeClass,
+        size: usize,
+    ) -> bool {
+        // SAFETY: the cache serves this slab and its owner is calling; capacity 0 classes never push
+        // (the bin is "full" at 0 slots).
+        cache.serves(self.address()) && unsafe { cache.get_ref().push(class, ptr, size) }
+    }
+
+    /// An allocation through the cache: a slot from the bin, else a refill.
     #[inline(always)]
     fn alloc_small_cached(
         &self,
@@ -342,19 +418,12 @@ impl<C: SlabConfig> Slab<C> {
         size: usize,
         zeroed: bool,
     ) -> Result<NonNull<u8>, AllocError> {
-        if cache.serves(self.address()) {
-            // SAFETY: the cache serves this slab and we are inside its cached call, on its owner's thread
-            // (a pinned cache is only passed by its owner).
-            if let Some(slot) = unsafe { cache.get_ref().pop(class, size) } {
-                if checked::CHECKED {
-                    self.check_alloc(slot, class);
-                }
-                if zeroed {
-                    // SAFETY: the slot is ours and slot_size bytes long.
-                    unsafe { slot.as_ptr().write_bytes(0, class.slot_size()) };
-                }
-                return Ok(slot);
+        if let Some(slot) = self.pop_cached(cache, class, size) {
+            if zeroed {
+                // SAFETY: the slot is ours and slot_size bytes long.
+                unsafe { slot.as_ptr().write_bytes(0, class.slot_size()) };
             }
+            return Ok(slot);
         }
         self.alloc_cached_slow(cache, class, size, zeroed)
     }
@@ -397,7 +466,7 @@ impl<C: SlabConfig> Slab<C> {
         }
     }
 
-    /// The fast path of a free: the slot joins the bin, no lock, no metadata read.
+    /// A free through the cache: checked (in checked builds), then into the bin, else a spill.
     ///
     /// # Safety
     /// `ptr` is a live slot of `class` of this slab, not used afterwards.
@@ -412,9 +481,8 @@ impl<C: SlabConfig> Slab<C> {
         if checked::CHECKED {
             self.check_free(ptr, class)?;
         }
-        // SAFETY: the cache serves this slab and its owner is calling; capacity 0 classes never push
-        // (the bin is "full" at 0 slots).
-        if cache.serves(self.address()) && unsafe { cache.get_ref().push(class, ptr, size) } {
+        // SAFETY: forwarded contract.
+        if unsafe { self.push_cached(cache, ptr, class, size) } {
             return Ok(());
         }
         // SAFETY: forwarded contract.
