@@ -81,14 +81,22 @@ pub(crate) const fn capacity(class: SizeClass) -> u32 {
     CAPACITY[class.index()]
 }
 
-/// How many slots a refill takes: half a bin, so a free right after does not flush at once.
+/// Bytes of slots a refill from the blocks takes at most: a refill links every slot it takes, so a large
+/// batch of a class that is used now and then brings memory into the cache long before it is handed out.
+const REFILL_BYTES: usize = REFILL_KIB * 1024;
+const REFILL_KIB: usize = 4;
+
+/// How many slots a refill from the blocks takes: up to half a bin (so a free right after does not spill
+/// at once), within [`REFILL_BYTES`].
 #[inline(always)]
 pub(crate) const fn refill_batch(class: SizeClass) -> u32 {
     let half = capacity(class) / 2;
-    if half == 0 {
+    let by_bytes = (REFILL_BYTES / class.slot_size()) as u32;
+    let batch = if by_bytes < half { by_bytes } else { half };
+    if batch == 0 {
         1
     } else {
-        half
+        batch
     }
 }
 
