@@ -139,6 +139,9 @@ impl<C: SlabConfig> Slab<C> {
     ) -> Result<NonNull<[u8]>, AllocError> {
         // The fast path is written out here, small enough to inline into a global allocator's `alloc`
         // without a stack frame; everything else (routing errors, large sizes, refills) is outlined.
+        // The outlined call routes again and tries the bin once more before refilling: calling the
+        // refill from here instead keeps more values live in the inlined code, and measured slower
+        // (churn of 16 B 5.2 -> 6.3 ns, mixed 35 -> 39 ns), so the repeat stays in the cold path.
         if let Some(class) = SizeClass::for_layout(layout.size(), layout.align()) {
             if let Some(slot) = self.pop_cached(cache, class, layout.size()) {
                 return Ok(NonNull::slice_from_raw_parts(slot, class.slot_size()));
@@ -490,7 +493,7 @@ impl<C: SlabConfig> Slab<C> {
     }
 
     /// The bin is full (give it away, then cache the slot), or the cache cannot serve this class or slab.
-    /// The whole bin goes: detaching it costs no walk, and the next refill from the blocks takes only half
+    /// The whole bin goes: detaching it costs no walk, and the next refill from the blocks takes at most half
     /// a bin, so a thread hovering at the boundary does not flush and refill on every call.
     ///
     /// # Safety
