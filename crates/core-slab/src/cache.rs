@@ -200,6 +200,8 @@ pub(crate) mod state {
     pub(crate) const DETACHING: usize = 2;
     /// Its slab is being dropped and is taking its slots back (under the registry lock).
     pub(crate) const ORPHANING: usize = 3;
+    /// Retired by its owner: serves no slab and never attaches again.
+    pub(crate) const RETIRED: usize = 4;
 }
 
 /// A thread's cache of free slots for one slab: the lock-free fast path of
@@ -225,6 +227,13 @@ pub(crate) mod state {
 /// unsafe { SLAB.dealloc_cached(cache.as_ref(), block.cast(), layout).unwrap() };
 /// assert_eq!(SLAB.totals().live_objects, 0);
 /// ```
+///
+/// A cache is not `Sync`: two threads cannot share one, so its bins need no synchronisation.
+///
+/// ```compile_fail
+/// fn shared<T: Sync>() {}
+/// shared::<classalloc_slab::SlabCache>();
+/// ```
 pub struct SlabCache {
     bins: UnsafeCell<[Bin; CLASS_COUNT]>,
     /// One bit per class whose bin or live count this cache has touched since it attached (set when a
@@ -237,6 +246,8 @@ pub struct SlabCache {
     state: AtomicUsize,
     /// Gives the slots back to the slab and leaves its registry; set at attach (the slab's type is erased).
     detach: UnsafeCell<Option<DetachFn>>,
+    /// Asked before each attach; `false` refuses it (see [`SlabCache::with_attach_check`]).
+    attach_check: Option<fn() -> bool>,
     /// Registry links, guarded by the registry lock of the slab the cache is attached to.
     next: UnsafeCell<*const SlabCache>,
     prev: UnsafeCell<*const SlabCache>,
@@ -246,9 +257,10 @@ pub struct SlabCache {
 /// The attached slab's detach routine: `(slab address, cache)`.
 pub(crate) type DetachFn = unsafe fn(usize, &SlabCache);
 
-// SAFETY: a cache is used by its owner thread; other threads touch it only under the slab's registry lock
-// at points where the owner cannot be using it (module invariants), or read its atomics.
-unsafe impl Sync for SlabCache {}
+// Not `Sync`, on purpose: the bins are plain memory, so two threads sharing a `&SlabCache` could race in its
+// cached calls. The slab reaches caches through raw pointers in its registry, only under that registry's
+// lock and at points where the owner cannot be inside a cached call (module invariants), and reads their
+// atomics.
 // SAFETY: the raw pointers are slots of the attached slab, not thread-bound data.
 unsafe impl Send for SlabCache {}
 
@@ -262,6 +274,23 @@ impl SlabCache {
     /// An empty, unattached cache.
     #[cfg(not(loom))]
     pub const fn new() -> Self {
+        Self::with_attach_check_option(None)
+    }
+
+    /// An empty, unattached cache that calls `may_attach` before it attaches to a slab; when that returns
+    /// `false` the cached call takes the locked path, as if there were no cache.
+    ///
+    /// This is for a cache kept in a `thread_local!` without a destructor (as
+    /// `ManuallyDrop<SlabCache>`), whose accesses then need no lazy-initialisation check. `may_attach`
+    /// touches a second thread-local whose destructor calls [`retire`](Self::retire): that registers the
+    /// destructor on the first attach, and refuses attaching once it has run.
+    #[cfg(not(loom))]
+    pub const fn with_attach_check(may_attach: fn() -> bool) -> Self {
+        Self::with_attach_check_option(Some(may_attach))
+    }
+
+    #[cfg(not(loom))]
+    const fn with_attach_check_option(attach_check: Option<fn() -> bool>) -> Self {
         Self {
             bins: UnsafeCell::new([Bin::EMPTY; CLASS_COUNT]),
             touched: UnsafeCell::new(0),
@@ -269,6 +298,7 @@ impl SlabCache {
             slab: AtomicUsize::new(0),
             state: AtomicUsize::new(state::DETACHED),
             detach: UnsafeCell::new(None),
+            attach_check,
             next: UnsafeCell::new(ptr::null()),
             prev: UnsafeCell::new(ptr::null()),
             _pinned: PhantomPinned,
@@ -278,6 +308,17 @@ impl SlabCache {
     /// An empty, unattached cache (loom build: not `const`).
     #[cfg(loom)]
     pub fn new() -> Self {
+        Self::with_attach_check_option(None)
+    }
+
+    /// As in the non-loom build.
+    #[cfg(loom)]
+    pub fn with_attach_check(may_attach: fn() -> bool) -> Self {
+        Self::with_attach_check_option(Some(may_attach))
+    }
+
+    #[cfg(loom)]
+    fn with_attach_check_option(attach_check: Option<fn() -> bool>) -> Self {
         Self {
             bins: UnsafeCell::new([Bin::EMPTY; CLASS_COUNT]),
             touched: UnsafeCell::new(0),
@@ -285,10 +326,26 @@ impl SlabCache {
             slab: AtomicUsize::new(0),
             state: AtomicUsize::new(state::DETACHED),
             detach: UnsafeCell::new(None),
+            attach_check,
             next: UnsafeCell::new(ptr::null()),
             prev: UnsafeCell::new(ptr::null()),
             _pinned: PhantomPinned,
         }
+    }
+
+    /// Whether the cache's attach check (if any) lets it attach now.
+    pub(crate) fn may_attach(&self) -> bool {
+        self.attach_check.is_none_or(|check| check())
+    }
+
+    /// Gives every cached slot back to the slab (as dropping the cache would) and makes the cache refuse to
+    /// attach again: calls through it take the locked path from now on. For a cache whose destructor does
+    /// not run (see [`with_attach_check`](Self::with_attach_check)); the owner calls it, typically from
+    /// another thread-local's destructor at thread exit.
+    pub fn retire(self: core::pin::Pin<&Self>) {
+        self.detach();
+        // Only the owner (us) attaches a DETACHED cache, so nothing races this store.
+        self.state.store(state::RETIRED, Ordering::Release);
     }
 
     /// Whether the cache is attached to the slab at `slab`.

@@ -76,6 +76,12 @@ const fn build_direct_index() -> [u8; DIRECT_LIMIT + 1] {
 /// The first class above 128 bytes.
 const FIRST_GEOMETRIC: usize = 20;
 
+// The geometric formula grows with the size, so its largest result is the last class (see `index`).
+const _: () = match SizeClass::for_size(MAX_SMALL_SIZE) {
+    Some(class) => assert!(class.0 as usize == CLASS_COUNT - 1),
+    None => panic!("MAX_SMALL_SIZE has a class"),
+};
+
 impl SizeClass {
     /// The class of index `index`, if it exists.
     pub const fn from_index(index: usize) -> Option<Self> {
@@ -94,7 +100,13 @@ impl SizeClass {
     /// The index of this class in the table.
     #[inline(always)]
     pub const fn index(self) -> usize {
-        self.0 as usize
+        let index = self.0 as usize;
+        // SAFETY: every `SizeClass` holds an index below CLASS_COUNT: `from_index` checks it, the direct
+        // table's entries index SLOT_SIZES while it is built (a larger one would fail compilation), and the
+        // geometric formula's largest result is checked below. Telling the compiler lets the fast path
+        // index the per-class tables without a bounds check.
+        unsafe { core::hint::assert_unchecked(index < CLASS_COUNT) };
+        index
     }
 
     /// The size of this class's slots.

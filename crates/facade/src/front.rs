@@ -5,36 +5,53 @@
 //! - Each [`ClassAlloc`](crate::ClassAlloc): a cache per lifetime class, in memory this thread maps for
 //!   them, found through a small per-thread directory keyed by the allocator's address.
 //!
-//! Caches give their slots back when their thread exits (their destructors detach them). A call made
-//! after that, during the rest of the thread's teardown, finds no cache and takes the locked path, so
-//! allocating in another thread-local's destructor works. Nothing here allocates through the global
-//! allocator: this code runs inside it.
+//! Caches give their slots back when their thread exits: the `Global` cache is retired by a second
+//! thread-local's destructor (the cache itself has none, so its accesses need no state check), and the
+//! `ClassAlloc` caches are dropped with their directory. A call made after that, during the rest of the
+//! thread's teardown, finds the cache retired or gone and takes the locked path, so allocating in another
+//! thread-local's destructor works. Nothing here allocates through the global allocator: this code runs
+//! inside it.
 
 use crate::MAX_CLASSES;
 use classalloc_slab::{os, SlabCache};
 use core::cell::Cell;
-use core::mem::size_of;
+use core::mem::{size_of, ManuallyDrop};
 use core::pin::Pin;
 use core::ptr::{self, NonNull};
 
 std::thread_local! {
-    // Const-initialised: no lazy initialisation path, and no allocation to register its destructor.
-    static GLOBAL_CACHE: SlabCache = const { SlabCache::new() };
+    // Const-initialised and without a destructor (`ManuallyDrop`), so every access is a plain offset from
+    // the thread pointer: no lazy-initialisation or destroyed-state check on the fast path. The retirer
+    // below gives its slots back at thread exit.
+    static GLOBAL_CACHE: ManuallyDrop<SlabCache> =
+        const { ManuallyDrop::new(SlabCache::with_attach_check(register_global_cache_retirer)) };
+    static GLOBAL_CACHE_RETIRER: GlobalCacheRetirer = const { GlobalCacheRetirer };
 }
 
-/// Runs `cached` with this thread's cache for the process-wide slab, or `uncached` once the cache is
-/// gone (thread teardown).
-#[inline(always)]
-pub(crate) fn with_global_cache<R>(
-    cached: impl FnOnce(Pin<&SlabCache>) -> R,
-    uncached: impl FnOnce() -> R,
-) -> R {
-    // SAFETY: a thread-local never moves, and is dropped in place (or never, at process exit) before its
-    // memory is reused: the pinning guarantee.
-    match GLOBAL_CACHE.try_with(|cache| cached(unsafe { Pin::new_unchecked(cache) })) {
-        Ok(result) => result,
-        Err(_) => uncached(),
+/// Retires this thread's `GLOBAL_CACHE` when the thread's thread-locals are destroyed: its slots go back,
+/// and later calls in the thread's teardown take the locked path.
+struct GlobalCacheRetirer;
+
+impl Drop for GlobalCacheRetirer {
+    fn drop(&mut self) {
+        // SAFETY: GLOBAL_CACHE has no destructor, so it is valid for the thread's whole life; a
+        // thread-local never moves, which is the pinning guarantee.
+        GLOBAL_CACHE.with(|cache| unsafe { Pin::new_unchecked(&**cache) }.retire());
     }
+}
+
+/// `GLOBAL_CACHE`'s attach check, run before the cache's first attach: touching the retirer registers its
+/// destructor; once that destructor has begun, the access fails and the cache stays unattached.
+fn register_global_cache_retirer() -> bool {
+    GLOBAL_CACHE_RETIRER.try_with(|_| ()).is_ok()
+}
+
+/// Runs `cached` with this thread's cache for the process-wide slab. After the thread's cache has retired
+/// (thread teardown), the cache no longer attaches, and the slab's cached calls take the locked path.
+#[inline(always)]
+pub(crate) fn with_global_cache<R>(cached: impl FnOnce(Pin<&SlabCache>) -> R) -> R {
+    // SAFETY: the thread-local is never dropped or moved while the thread lives: the pinning guarantee.
+    GLOBAL_CACHE.with(|cache| cached(unsafe { Pin::new_unchecked(&**cache) }))
 }
 
 /// One thread's caches for one `ClassAlloc`: one per lifetime class, each serving that class's slab.

@@ -28,48 +28,18 @@ impl Global {
     }
 }
 
-/// An allocation after this thread's cache is gone (teardown): kept out of `alloc`'s fast path.
-#[cold]
-#[inline(never)]
-fn alloc_uncached(layout: Layout) -> Result<NonNull<[u8]>, AllocError> {
-    SLAB.alloc(layout)
-}
-
-/// A free after this thread's cache is gone (teardown): kept out of `dealloc`'s fast path.
-///
-/// # Safety
-/// As for [`GlobalAlloc::dealloc`].
-#[cold]
-#[inline(never)]
-unsafe fn dealloc_uncached(
-    ptr: NonNull<u8>,
-    layout: Layout,
-) -> Result<(), classalloc_slab::FreeError> {
-    // SAFETY: forwarded contract.
-    unsafe { SLAB.dealloc(ptr, layout) }
-}
-
 // SAFETY: the slab returns blocks that fit the layout (size and alignment), never hands out a live block
 // twice, and returns null on every failure; dealloc/realloc forward the caller's guarantees.
 unsafe impl GlobalAlloc for Global {
     #[inline]
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let block = with_global_cache(
-            |cache| SLAB.alloc_cached(cache, layout),
-            || alloc_uncached(layout),
-        );
-        match block {
-            Ok(block) => block.as_ptr().cast(),
-            Err(_) => ptr::null_mut(),
-        }
+        with_global_cache(|cache| SLAB.alloc_cached_ptr(cache, layout))
+            .map_or(ptr::null_mut(), NonNull::as_ptr)
     }
 
     #[inline]
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        let block = with_global_cache(
-            |cache| SLAB.alloc_zeroed_cached(cache, layout),
-            || SLAB.alloc_zeroed(layout),
-        );
+        let block = with_global_cache(|cache| SLAB.alloc_zeroed_cached(cache, layout));
         match block {
             Ok(block) => block.as_ptr().cast(),
             Err(_) => ptr::null_mut(),
@@ -82,12 +52,8 @@ unsafe impl GlobalAlloc for Global {
             return;
         };
         // SAFETY: GlobalAlloc's contract: ptr was allocated by this allocator with `layout`.
-        let freed = unsafe {
-            with_global_cache(
-                |cache| SLAB.dealloc_cached(cache, nonnull, layout),
-                || dealloc_uncached(nonnull, layout),
-            )
-        };
+        let freed =
+            unsafe { with_global_cache(|cache| SLAB.dealloc_cached(cache, nonnull, layout)) };
         if let Err(error) = freed {
             abort_on_misuse(error, ptr, layout.size());
         }
@@ -100,10 +66,7 @@ unsafe impl GlobalAlloc for Global {
         };
         // SAFETY: GlobalAlloc's contract: ptr was allocated with `layout`, new_size is valid for its align.
         let block = unsafe {
-            with_global_cache(
-                |cache| SLAB.realloc_cached(cache, nonnull, layout, new_size),
-                || SLAB.realloc(nonnull, layout, new_size),
-            )
+            with_global_cache(|cache| SLAB.realloc_cached(cache, nonnull, layout, new_size))
         };
         match block {
             Ok(block) => block.as_ptr().cast(),

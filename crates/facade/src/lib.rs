@@ -64,16 +64,13 @@ pub fn totals() -> Totals {
 /// classalloc::collect();
 /// ```
 pub fn collect() {
-    front::with_global_cache(
-        |cache| {
-            if let Err(error) = SLAB.flush_cache(cache) {
-                classalloc_slab::fatal::abort_with(format_args!(
-                    "{error}: found when collect() gave this thread's cached slots back"
-                ));
-            }
-        },
-        || (),
-    );
+    front::with_global_cache(|cache| {
+        if let Err(error) = SLAB.flush_cache(cache) {
+            classalloc_slab::fatal::abort_with(format_args!(
+                "{error}: found when collect() gave this thread's cached slots back"
+            ));
+        }
+    });
     classalloc_slab::pages::trim();
 }
 

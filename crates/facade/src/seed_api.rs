@@ -10,21 +10,15 @@ use core::ptr::{self, NonNull};
 /// whose rounding overflows, and when the OS refuses memory.
 #[inline]
 pub fn malloc(size: usize) -> *mut u8 {
-    with_global_cache(
-        |cache| SLAB.malloc_cached(cache, size),
-        || SLAB.malloc(size),
-    )
-    .map_or(ptr::null_mut(), NonNull::as_ptr)
+    with_global_cache(|cache| SLAB.malloc_cached(cache, size))
+        .map_or(ptr::null_mut(), NonNull::as_ptr)
 }
 
 /// As [`malloc`], zeroed; memory known to be fresh from the OS is not cleared again.
 #[inline]
 pub fn calloc(size: usize) -> *mut u8 {
-    with_global_cache(
-        |cache| SLAB.calloc_cached(cache, size),
-        || SLAB.calloc(size),
-    )
-    .map_or(ptr::null_mut(), NonNull::as_ptr)
+    with_global_cache(|cache| SLAB.calloc_cached(cache, size))
+        .map_or(ptr::null_mut(), NonNull::as_ptr)
 }
 
 /// Allocates `size` bytes aligned to `align` (any power of two; above 4096 whole pages are mapped). Null
@@ -70,12 +64,7 @@ pub unsafe fn free(ptr: *mut u8, size: usize) {
         return;
     };
     // SAFETY: forwarded contract.
-    let freed = unsafe {
-        with_global_cache(
-            |cache| SLAB.free_cached(cache, nonnull, size),
-            || SLAB.free(nonnull, size),
-        )
-    };
+    let freed = unsafe { with_global_cache(|cache| SLAB.free_cached(cache, nonnull, size)) };
     if let Err(error) = freed {
         abort_on_misuse(error, ptr, size);
     }
@@ -107,12 +96,8 @@ pub unsafe fn realloc(ptr: *mut u8, old_size: usize, new_size: usize) -> *mut u8
         return malloc(new_size);
     };
     // SAFETY: forwarded contract.
-    let resized = unsafe {
-        with_global_cache(
-            |cache| SLAB.remalloc_cached(cache, old, old_size, new_size),
-            || SLAB.remalloc(old, old_size, new_size),
-        )
-    };
+    let resized =
+        unsafe { with_global_cache(|cache| SLAB.remalloc_cached(cache, old, old_size, new_size)) };
     match resized {
         Ok(new) => new.as_ptr(),
         Err(AllocError::NotAllocated(error)) => abort_on_misuse(error, ptr, old_size),
@@ -129,12 +114,8 @@ pub unsafe fn recalloc(ptr: *mut u8, old_size: usize, new_size: usize) -> *mut u
         return calloc(new_size);
     };
     // SAFETY: forwarded contract.
-    let resized = unsafe {
-        with_global_cache(
-            |cache| SLAB.remalloc_cached(cache, old, old_size, new_size),
-            || SLAB.remalloc(old, old_size, new_size),
-        )
-    };
+    let resized =
+        unsafe { with_global_cache(|cache| SLAB.remalloc_cached(cache, old, old_size, new_size)) };
     match resized {
         Ok(new) => {
             if new_size > old_size {

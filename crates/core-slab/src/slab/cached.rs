@@ -150,6 +150,30 @@ impl<C: SlabConfig> Slab<C> {
         self.alloc_cached_outlined(cache, layout)
     }
 
+    /// As [`alloc_cached`](Self::alloc_cached), returning only the address, `None` on every error: what a
+    /// `GlobalAlloc` returns. The fast path then carries neither the slot size nor an error value out.
+    #[inline(always)]
+    pub fn alloc_cached_ptr(&self, cache: Pin<&SlabCache>, layout: Layout) -> Option<NonNull<u8>> {
+        if let Some(class) = SizeClass::for_layout(layout.size(), layout.align()) {
+            if let Some(slot) = self.pop_cached(cache, class, layout.size()) {
+                return Some(slot);
+            }
+        }
+        self.alloc_cached_ptr_outlined(cache, layout)
+    }
+
+    #[inline(never)]
+    fn alloc_cached_ptr_outlined(
+        &self,
+        cache: Pin<&SlabCache>,
+        layout: Layout,
+    ) -> Option<NonNull<u8>> {
+        let route = route_layout(layout.size(), layout.align()).ok()?;
+        self.alloc_via(Some(cache), route, layout.size(), false)
+            .ok()
+            .map(NonNull::cast)
+    }
+
     #[inline(never)]
     fn alloc_cached_outlined(
         &self,
@@ -611,6 +635,10 @@ impl<C: SlabConfig> Slab<C> {
         }
         // Acquire: a slab that orphaned the cache has finished with its bins and links.
         if cache.state().load(Ordering::Acquire) != state::DETACHED {
+            return false;
+        }
+        // Before any lock: the check may register a thread-local destructor, which may allocate.
+        if !cache.may_attach() {
             return false;
         }
         let _registry = acquire(&self.caches.lock);
