@@ -10,8 +10,9 @@
 //!
 //! A slot in a bin is free for the user but still counted live by its block, so a block is never released
 //! under a cache. The cache counts what its owner allocates and frees (single-writer atomics, so readers see
-//! whole values); the slab adds these counts to its own when it reports statistics, and folds them in when
-//! the cache detaches.
+//! whole values): bytes on every call, objects only when slots enter or leave a bin (a pop or push moves the
+//! bin's slot count, which says the rest). The slab adds these counts to its own when it reports
+//! statistics, and folds them in when the cache detaches.
 //!
 //! Architecture invariants:
 //! - a cache serves at most one slab at a time, the one whose address `slab` holds; it attaches lazily on
@@ -136,58 +137,50 @@ pub(crate) fn unpoison_slot(slot: NonNull<u8>, class: SizeClass) {
     classalloc_buddy::asan::unpoison(slot.as_ptr() as usize, class.slot_size());
 }
 
-/// One size class's cached slots.
-#[derive(Clone, Copy)]
+/// One size class's cached slots, and what the owner allocated and freed in the class.
+///
+/// The owner's net allocations are not counted on the fast path: each pop takes a slot from `count` and
+/// each push gives one back, so they are `net_in - count`, where `net_in` changes only when slots enter the
+/// bin (a refill) or leave it (a spill or flush). The counters are single-writer atomics (the owner writes
+/// them with a load and a store, no locked instruction), so that statistics can read them from any thread.
 struct Bin {
-    first: *mut u8,
-    count: u32,
+    /// The first cached slot (null: none); each links the next through its first word.
+    first: UnsafeCell<*mut u8>,
+    count: AtomicUsize,
+    /// Slots the bin received minus slots it gave away, wrapping.
+    net_in: AtomicUsize,
+    /// Bytes the owner allocated minus bytes it freed in the class, wrapping.
+    live_bytes: AtomicUsize,
 }
 
 impl Bin {
-    const EMPTY: Bin = Bin {
-        first: ptr::null_mut(),
-        count: 0,
-    };
-}
-
-/// What one cache's owner has allocated minus what it has freed, in one size class (wrapping).
-struct LiveCount {
-    objects: AtomicUsize,
-    bytes: AtomicUsize,
-}
-
-impl LiveCount {
     loom_const_fn! {
         fn new() -> Self {
             Self {
-                objects: AtomicUsize::new(0),
-                bytes: AtomicUsize::new(0),
+                first: UnsafeCell::new(ptr::null_mut()),
+                count: AtomicUsize::new(0),
+                net_in: AtomicUsize::new(0),
+                live_bytes: AtomicUsize::new(0),
             }
         }
     }
 
-    /// Adds an allocation (`sign` 1) or a free (`sign` -1) of `bytes`; only the owner writes, so a load
-    /// and a store suffice (no locked instruction), and readers still see whole values.
-    #[inline(always)]
-    fn add(&self, objects: usize, bytes: usize) {
-        let o = self.objects.load(Ordering::Relaxed);
-        self.objects
-            .store(o.wrapping_add(objects), Ordering::Relaxed);
-        let b = self.bytes.load(Ordering::Relaxed);
-        self.bytes.store(b.wrapping_add(bytes), Ordering::Relaxed);
-    }
-
-    fn get(&self) -> (usize, usize) {
+    /// The owner's net allocations in this class: (objects, bytes), wrapping.
+    fn live(&self) -> (usize, usize) {
+        let count = self.count.load(Ordering::Relaxed);
+        let net_in = self.net_in.load(Ordering::Relaxed);
         (
-            self.objects.load(Ordering::Relaxed),
-            self.bytes.load(Ordering::Relaxed),
+            net_in.wrapping_sub(count),
+            self.live_bytes.load(Ordering::Relaxed),
         )
     }
+}
 
-    fn clear(&self) {
-        self.objects.store(0, Ordering::Relaxed);
-        self.bytes.store(0, Ordering::Relaxed);
-    }
+/// Adds `delta` (wrapping) to a counter that only the calling owner writes: a load and a store suffice.
+#[inline(always)]
+fn bump(counter: &AtomicUsize, delta: usize) {
+    let value = counter.load(Ordering::Relaxed);
+    counter.store(value.wrapping_add(delta), Ordering::Relaxed);
 }
 
 /// The cache's lifecycle (see the module's invariants).
@@ -235,11 +228,10 @@ pub(crate) mod state {
 /// shared::<classalloc_slab::SlabCache>();
 /// ```
 pub struct SlabCache {
-    bins: UnsafeCell<[Bin; CLASS_COUNT]>,
+    bins: [Bin; CLASS_COUNT],
     /// One bit per class whose bin or live count this cache has touched since it attached (set when a
     /// bin is filled or pushed to while empty), so detaching visits only those.
     touched: UnsafeCell<u128>,
-    live: [LiveCount; CLASS_COUNT],
     /// Address of the slab it is attached to, 0 when none. Written by the owner (attach, detach) and by a
     /// dropping slab (orphaning), never while the owner is inside a cached call of that slab.
     slab: AtomicUsize,
@@ -292,9 +284,8 @@ impl SlabCache {
     #[cfg(not(loom))]
     const fn with_attach_check_option(attach_check: Option<fn() -> bool>) -> Self {
         Self {
-            bins: UnsafeCell::new([Bin::EMPTY; CLASS_COUNT]),
+            bins: [const { Bin::new() }; CLASS_COUNT],
             touched: UnsafeCell::new(0),
-            live: [const { LiveCount::new() }; CLASS_COUNT],
             slab: AtomicUsize::new(0),
             state: AtomicUsize::new(state::DETACHED),
             detach: UnsafeCell::new(None),
@@ -320,9 +311,8 @@ impl SlabCache {
     #[cfg(loom)]
     fn with_attach_check_option(attach_check: Option<fn() -> bool>) -> Self {
         Self {
-            bins: UnsafeCell::new([Bin::EMPTY; CLASS_COUNT]),
+            bins: core::array::from_fn(|_| Bin::new()),
             touched: UnsafeCell::new(0),
-            live: core::array::from_fn(|_| LiveCount::new()),
             slab: AtomicUsize::new(0),
             state: AtomicUsize::new(state::DETACHED),
             detach: UnsafeCell::new(None),
@@ -356,9 +346,7 @@ impl SlabCache {
 
     /// Number of slots cached for `class` (for tests and statistics).
     pub fn cached_slots(&self, class: SizeClass) -> usize {
-        // SAFETY: a read of the owner's bin; callers are the owner (tests) or hold the registry lock.
-        self.bins
-            .with(|bins| unsafe { (*bins)[class.index()].count as usize })
+        self.bins[class.index()].count.load(Ordering::Relaxed)
     }
 
     /// Takes a cached slot of `class` for a request of `size` bytes.
@@ -367,18 +355,17 @@ impl SlabCache {
     /// Called by the owner, inside a cached call of the slab it serves.
     #[inline(always)]
     pub(crate) unsafe fn pop(&self, class: SizeClass, size: usize) -> Option<NonNull<u8>> {
-        let index = class.index();
+        let bin = &self.bins[class.index()];
         // SAFETY: the owner alone touches its bins during a cached call (module invariants); a listed
         // slot is a free slot of this class holding the next link.
-        let slot = self.bins.with_mut(|bins| unsafe {
-            let bin = &mut (*bins)[index];
-            let slot = NonNull::new(bin.first)?;
-            bin.first = read_link(slot.as_ptr());
-            bin.count -= 1;
+        let slot = bin.first.with_mut(|first| unsafe {
+            let slot = NonNull::new(*first)?;
+            *first = read_link(slot.as_ptr());
             Some(slot)
         })?;
+        bump(&bin.count, usize::MAX);
+        bump(&bin.live_bytes, size);
         unpoison_slot(slot, class);
-        self.live[index].add(1, size);
         Some(slot)
     }
 
@@ -390,27 +377,23 @@ impl SlabCache {
     #[inline(always)]
     pub(crate) unsafe fn push(&self, class: SizeClass, slot: NonNull<u8>, size: usize) -> bool {
         let index = class.index();
+        let bin = &self.bins[index];
+        let count = bin.count.load(Ordering::Relaxed);
+        if count >= CAPACITY[index] as usize {
+            return false;
+        }
+        if count == 0 {
+            self.touch(index);
+        }
         // SAFETY: as for `pop`; the slot is ours to write its link into.
-        let pushed = self.bins.with_mut(|bins| unsafe {
-            let bin = &mut (*bins)[index];
-            if bin.count >= CAPACITY[index] {
-                return false;
-            }
-            if bin.count == 0 {
-                self.touch(index);
-            }
-            write_link(slot.as_ptr(), bin.first);
-            bin.first = slot.as_ptr();
-            bin.count += 1;
-            true
+        bin.first.with_mut(|first| unsafe {
+            write_link(slot.as_ptr(), *first);
+            *first = slot.as_ptr();
         });
-        if pushed {
-            poison_slot(slot, class);
-        }
-        if pushed {
-            self.live[index].add(usize::MAX, size.wrapping_neg());
-        }
-        pushed
+        bin.count.store(count + 1, Ordering::Relaxed);
+        bump(&bin.live_bytes, size.wrapping_neg());
+        poison_slot(slot, class);
+        true
     }
 
     /// Records an in-place resize of a live object of `class` from `old` to `new` bytes (owner only, inside
@@ -420,7 +403,7 @@ impl SlabCache {
     #[inline]
     pub(crate) fn count_resize(&self, class: SizeClass, old: usize, new: usize) {
         self.touch(class.index());
-        self.live[class.index()].add(0, new.wrapping_sub(old));
+        bump(&self.bins[class.index()].live_bytes, new.wrapping_sub(old));
     }
 
     /// Puts a refilled list of `count` slots (linked through their first words) into `class`'s bin, which
@@ -431,12 +414,12 @@ impl SlabCache {
     #[inline]
     pub(crate) unsafe fn fill(&self, class: SizeClass, first: *mut u8, count: u32) {
         self.touch(class.index());
+        let bin = &self.bins[class.index()];
+        debug_assert_eq!(bin.count.load(Ordering::Relaxed), 0);
         // SAFETY: per the contract.
-        self.bins.with_mut(|bins| unsafe {
-            let bin = &mut (*bins)[class.index()];
-            debug_assert_eq!(bin.count, 0);
-            *bin = Bin { first, count };
-        });
+        bin.first.with_mut(|cell| unsafe { *cell = first });
+        bin.count.store(count as usize, Ordering::Relaxed);
+        bump(&bin.net_in, count as usize);
     }
 
     /// Marks class `index` as touched (owner only).
@@ -464,39 +447,52 @@ impl SlabCache {
     /// The caller may touch the bins (the owner inside a cached call, or a holder of the registry lock at a
     /// point where the owner cannot be using the cache).
     pub(crate) unsafe fn take_all(&self, class: SizeClass) -> (*mut u8, u32) {
+        let bin = &self.bins[class.index()];
         // SAFETY: per the contract.
-        self.bins.with_mut(|bins| unsafe {
-            let bin = core::mem::replace(&mut (*bins)[class.index()], Bin::EMPTY);
-            (bin.first, bin.count)
-        })
+        let first = bin
+            .first
+            .with_mut(|cell| unsafe { core::mem::replace(&mut *cell, ptr::null_mut()) });
+        let count = bin.count.load(Ordering::Relaxed);
+        bin.count.store(0, Ordering::Relaxed);
+        bump(&bin.net_in, count.wrapping_neg());
+        // A bin never holds more than MAX_BIN_SLOTS.
+        (first, count as u32)
     }
 
-    /// Forgets every cached slot (their memory is being released with their blocks).
+    /// Forgets every cached slot (their memory is being released with their blocks); the live counts are
+    /// cleared after, by [`clear_live`](Self::clear_live).
     ///
     /// # Safety
     /// As for [`take_all`](Self::take_all).
     pub(crate) unsafe fn forget_all(&self) {
         // SAFETY: per the contract.
         for class in unsafe { self.touched_classes() } {
+            let bin = &self.bins[class.index()];
             // SAFETY: per the contract.
-            self.bins
-                .with_mut(|bins| unsafe { (*bins)[class.index()] = Bin::EMPTY });
+            bin.first
+                .with_mut(|cell| unsafe { *cell = ptr::null_mut() });
+            bin.count.store(0, Ordering::Relaxed);
         }
     }
 
     /// The owner's net allocations in `class`: (objects, bytes), wrapping.
     pub(crate) fn live(&self, class: SizeClass) -> (usize, usize) {
-        self.live[class.index()].get()
+        self.bins[class.index()].live()
     }
 
-    /// Zeroes the live counts (after they were folded into the slab's) and the touched marks.
+    /// Zeroes the live counts (after they were folded into the slab's, or forgotten with every slot) and
+    /// the touched marks.
     ///
     /// # Safety
     /// As for [`take_all`](Self::take_all).
     pub(crate) unsafe fn clear_live(&self) {
         // SAFETY: per the contract.
         for class in unsafe { self.touched_classes() } {
-            self.live[class.index()].clear();
+            let bin = &self.bins[class.index()];
+            // Counts are zero once both the bin's slots and what the owner allocated are accounted for.
+            bin.net_in
+                .store(bin.count.load(Ordering::Relaxed), Ordering::Relaxed);
+            bin.live_bytes.store(0, Ordering::Relaxed);
         }
         // SAFETY: per the contract.
         self.touched.with_mut(|touched| unsafe { *touched = 0 });
