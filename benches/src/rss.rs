@@ -7,7 +7,21 @@
 /// the first run of a code path faults the binary's text in 64 KiB at a time, which showed up as random
 /// 0.001 steps in the 64 MiB ratio table. (`/proc/self/statm` would add both, from batched counters.)
 pub fn resident_bytes() -> std::io::Result<u64> {
-    let rollup = std::fs::read_to_string("/proc/self/smaps_rollup")?;
+    use std::io::Read;
+    // Read into a buffer on the stack: a heap buffer allocated on the first call (the baseline) could
+    // itself add a page to the growth being measured.
+    let mut buffer = [0u8; 4096];
+    let mut file = std::fs::File::open("/proc/self/smaps_rollup")?;
+    let mut filled = 0;
+    loop {
+        let read = file.read(&mut buffer[filled..])?;
+        if read == 0 || filled + read == buffer.len() {
+            filled += read;
+            break;
+        }
+        filled += read;
+    }
+    let rollup = std::str::from_utf8(&buffer[..filled]).map_err(std::io::Error::other)?;
     let kib: u64 = rollup
         .lines()
         .find_map(|line| line.strip_prefix("Anonymous:"))
