@@ -176,6 +176,17 @@ impl Bin {
     }
 }
 
+/// Every class's bin, empty (loom's primitives are not `const`, so its build fills the array at run time).
+#[cfg(not(loom))]
+const fn empty_bins() -> [Bin; CLASS_COUNT] {
+    [const { Bin::new() }; CLASS_COUNT]
+}
+
+#[cfg(loom)]
+fn empty_bins() -> [Bin; CLASS_COUNT] {
+    core::array::from_fn(|_| Bin::new())
+}
+
 /// Adds `delta` (wrapping) to a counter that only the calling owner writes: a load and a store suffice.
 #[inline(always)]
 fn bump(counter: &AtomicUsize, delta: usize) {
@@ -263,63 +274,39 @@ impl Default for SlabCache {
 }
 
 impl SlabCache {
-    /// An empty, unattached cache.
-    #[cfg(not(loom))]
-    pub const fn new() -> Self {
-        Self::with_attach_check_option(None)
-    }
-
-    /// An empty, unattached cache that calls `may_attach` before it attaches to a slab; when that returns
-    /// `false` the cached call takes the locked path, as if there were no cache.
-    ///
-    /// This is for a cache kept in a `thread_local!` without a destructor (as
-    /// `ManuallyDrop<SlabCache>`), whose accesses then need no lazy-initialisation check. `may_attach`
-    /// touches a second thread-local whose destructor calls [`retire`](Self::retire): that registers the
-    /// destructor on the first attach, and refuses attaching once it has run.
-    #[cfg(not(loom))]
-    pub const fn with_attach_check(may_attach: fn() -> bool) -> Self {
-        Self::with_attach_check_option(Some(may_attach))
-    }
-
-    #[cfg(not(loom))]
-    const fn with_attach_check_option(attach_check: Option<fn() -> bool>) -> Self {
-        Self {
-            bins: [const { Bin::new() }; CLASS_COUNT],
-            touched: UnsafeCell::new(0),
-            slab: AtomicUsize::new(0),
-            state: AtomicUsize::new(state::DETACHED),
-            detach: UnsafeCell::new(None),
-            attach_check,
-            next: UnsafeCell::new(ptr::null()),
-            prev: UnsafeCell::new(ptr::null()),
-            _pinned: PhantomPinned,
+    loom_const_fn! {
+        /// An empty, unattached cache.
+        pub fn new() -> Self {
+            Self::with_attach_check_option(None)
         }
     }
 
-    /// An empty, unattached cache (loom build: not `const`).
-    #[cfg(loom)]
-    pub fn new() -> Self {
-        Self::with_attach_check_option(None)
+    loom_const_fn! {
+        /// An empty, unattached cache that calls `may_attach` before it attaches to a slab; when that
+        /// returns `false` the cached call takes the locked path, as if there were no cache.
+        ///
+        /// This is for a cache kept in a `thread_local!` without a destructor (as
+        /// `ManuallyDrop<SlabCache>`), whose accesses then need no lazy-initialisation check. `may_attach`
+        /// touches a second thread-local whose destructor calls [`retire`](Self::retire): that registers
+        /// the destructor on the first attach, and refuses attaching once it has run.
+        pub fn with_attach_check(may_attach: fn() -> bool) -> Self {
+            Self::with_attach_check_option(Some(may_attach))
+        }
     }
 
-    /// As in the non-loom build.
-    #[cfg(loom)]
-    pub fn with_attach_check(may_attach: fn() -> bool) -> Self {
-        Self::with_attach_check_option(Some(may_attach))
-    }
-
-    #[cfg(loom)]
-    fn with_attach_check_option(attach_check: Option<fn() -> bool>) -> Self {
-        Self {
-            bins: core::array::from_fn(|_| Bin::new()),
-            touched: UnsafeCell::new(0),
-            slab: AtomicUsize::new(0),
-            state: AtomicUsize::new(state::DETACHED),
-            detach: UnsafeCell::new(None),
-            attach_check,
-            next: UnsafeCell::new(ptr::null()),
-            prev: UnsafeCell::new(ptr::null()),
-            _pinned: PhantomPinned,
+    loom_const_fn! {
+        fn with_attach_check_option(attach_check: Option<fn() -> bool>) -> Self {
+            Self {
+                bins: empty_bins(),
+                touched: UnsafeCell::new(0),
+                slab: AtomicUsize::new(0),
+                state: AtomicUsize::new(state::DETACHED),
+                detach: UnsafeCell::new(None),
+                attach_check,
+                next: UnsafeCell::new(ptr::null()),
+                prev: UnsafeCell::new(ptr::null()),
+                _pinned: PhantomPinned,
+            }
         }
     }
 
@@ -467,11 +454,8 @@ impl SlabCache {
     pub(crate) unsafe fn forget_all(&self) {
         // SAFETY: per the contract.
         for class in unsafe { self.touched_classes() } {
-            let bin = &self.bins[class.index()];
             // SAFETY: per the contract.
-            bin.first
-                .with_mut(|cell| unsafe { *cell = ptr::null_mut() });
-            bin.count.store(0, Ordering::Relaxed);
+            unsafe { self.take_all(class) };
         }
     }
 

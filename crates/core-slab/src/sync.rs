@@ -21,14 +21,14 @@ pub(crate) use std::thread::yield_now;
 /// Defines a constructor once: `const` with std's primitives (so a `static` slab can be built), a plain
 /// `fn` under loom, whose primitives are not `const`.
 macro_rules! loom_const_fn {
-    ($(#[$meta:meta])* $vis:vis fn $name:ident() -> $ret:ty $body:block) => {
+    ($(#[$meta:meta])* $vis:vis fn $name:ident($($arg:ident: $arg_type:ty),* $(,)?) -> $ret:ty $body:block) => {
         #[cfg(not(loom))]
         $(#[$meta])*
-        $vis const fn $name() -> $ret $body
+        $vis const fn $name($($arg: $arg_type),*) -> $ret $body
 
         #[cfg(loom)]
         $(#[$meta])*
-        $vis fn $name() -> $ret $body
+        $vis fn $name($($arg: $arg_type),*) -> $ret $body
     };
 }
 pub(crate) use loom_const_fn;
