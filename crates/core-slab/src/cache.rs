@@ -25,7 +25,7 @@
 //!   begun detaching is waited for.
 
 use crate::class::{SizeClass, CLASS_COUNT};
-use crate::sync::{loom_const_fn, AtomicUsize, Ordering, UnsafeCell};
+use crate::sync::{loom_const_fn, AtomicU64, AtomicUsize, Ordering, UnsafeCell};
 use core::marker::PhantomPinned;
 use core::ptr::{self, NonNull};
 
@@ -139,39 +139,98 @@ pub(crate) fn unpoison_slot(slot: NonNull<u8>, class: SizeClass) {
 
 /// One size class's cached slots, and what the owner allocated and freed in the class.
 ///
-/// The owner's net allocations are not counted on the fast path: each pop takes a slot from `count` and
+/// The owner's net allocations are not counted on the fast path: each pop takes a slot from the count and
 /// each push gives one back, so they are `net_in - count`, where `net_in` changes only when slots enter the
-/// bin (a refill) or leave it (a spill or flush). The counters are single-writer atomics (the owner writes
-/// them with a load and a store, no locked instruction), so that statistics can read them from any thread.
+/// bin (a refill) or leave it (a spill or flush). The count and the owner's live bytes share one word (see
+/// [`Tally`]), so a pop or a push updates both with one load and one store. The counters are single-writer
+/// atomics (the owner writes them with a load and a store, no locked instruction), so that statistics can
+/// read them from any thread.
 struct Bin {
     /// The first cached slot (null: none); each links the next through its first word.
     first: UnsafeCell<*mut u8>,
-    count: AtomicUsize,
+    /// The number of cached slots and the owner's live bytes (see [`Tally`]).
+    tally: AtomicU64,
     /// Slots the bin received minus slots it gave away, wrapping.
     net_in: AtomicUsize,
-    /// Bytes the owner allocated minus bytes it freed in the class, wrapping.
-    live_bytes: AtomicUsize,
 }
+
+/// A bin's slot count (the low [`Tally::COUNT_BITS`] bits) and the bytes the owner allocated minus those it
+/// freed in the class (the high bits, two's complement, wrapping). A pop adds `size << COUNT_BITS` and
+/// subtracts 1, a push the reverse; the count stays within `0 ..= MAX_BIN_SLOTS`, so neither borrows from
+/// nor carries into the bytes. 48 bits of bytes hold any live total a 47-bit address space allows, positive
+/// or negative (a thread that frees what others allocated goes negative).
+struct Tally;
+
+impl Tally {
+    const COUNT_BITS: u32 = 16;
+    const COUNT_MASK: u64 = (1 << Self::COUNT_BITS) - 1;
+
+    /// One slot handed out for a request of `size` bytes.
+    #[inline(always)]
+    const fn pop(size: usize) -> u64 {
+        ((size as u64) << Self::COUNT_BITS).wrapping_sub(1)
+    }
+
+    /// One slot given back with its stated `size`.
+    #[inline(always)]
+    const fn push(size: usize) -> u64 {
+        Self::pop(size).wrapping_neg()
+    }
+
+    /// A change of `delta` live bytes (wrapping).
+    #[inline(always)]
+    const fn bytes(delta: usize) -> u64 {
+        (delta as u64) << Self::COUNT_BITS
+    }
+
+    #[inline(always)]
+    const fn count(tally: u64) -> usize {
+        (tally & Self::COUNT_MASK) as usize
+    }
+
+    /// The live bytes, sign-extended to a wrapping `usize`.
+    const fn live_bytes(tally: u64) -> usize {
+        ((tally as i64) >> Self::COUNT_BITS) as usize
+    }
+}
+
+const _: () = assert!(
+    MAX_BIN_SLOTS as u64 <= Tally::COUNT_MASK,
+    "a bin's count must fit its tally"
+);
 
 impl Bin {
     loom_const_fn! {
         fn new() -> Self {
             Self {
                 first: UnsafeCell::new(ptr::null_mut()),
-                count: AtomicUsize::new(0),
+                tally: AtomicU64::new(0),
                 net_in: AtomicUsize::new(0),
-                live_bytes: AtomicUsize::new(0),
             }
         }
     }
 
+    /// The number of cached slots.
+    #[inline(always)]
+    fn count(&self) -> usize {
+        Tally::count(self.tally.load(Ordering::Relaxed))
+    }
+
+    /// Adds `delta` (wrapping) to the tally, which only the owner writes: a load and a store suffice.
+    #[inline(always)]
+    fn bump_tally(&self, delta: u64) {
+        let value = self.tally.load(Ordering::Relaxed);
+        self.tally
+            .store(value.wrapping_add(delta), Ordering::Relaxed);
+    }
+
     /// The owner's net allocations in this class: (objects, bytes), wrapping.
     fn live(&self) -> (usize, usize) {
-        let count = self.count.load(Ordering::Relaxed);
+        let tally = self.tally.load(Ordering::Relaxed);
         let net_in = self.net_in.load(Ordering::Relaxed);
         (
-            net_in.wrapping_sub(count),
-            self.live_bytes.load(Ordering::Relaxed),
+            net_in.wrapping_sub(Tally::count(tally)),
+            Tally::live_bytes(tally),
         )
     }
 }
@@ -333,7 +392,7 @@ impl SlabCache {
 
     /// Number of slots cached for `class` (for tests and statistics).
     pub fn cached_slots(&self, class: SizeClass) -> usize {
-        self.bins[class.index()].count.load(Ordering::Relaxed)
+        self.bins[class.index()].count()
     }
 
     /// Takes a cached slot of `class` for a request of `size` bytes.
@@ -350,8 +409,7 @@ impl SlabCache {
             *first = read_link(slot.as_ptr());
             Some(slot)
         })?;
-        bump(&bin.count, usize::MAX);
-        bump(&bin.live_bytes, size);
+        bin.bump_tally(Tally::pop(size));
         unpoison_slot(slot, class);
         Some(slot)
     }
@@ -365,7 +423,8 @@ impl SlabCache {
     pub(crate) unsafe fn push(&self, class: SizeClass, slot: NonNull<u8>, size: usize) -> bool {
         let index = class.index();
         let bin = &self.bins[index];
-        let count = bin.count.load(Ordering::Relaxed);
+        let tally = bin.tally.load(Ordering::Relaxed);
+        let count = Tally::count(tally);
         if count >= CAPACITY[index] as usize {
             return false;
         }
@@ -377,8 +436,8 @@ impl SlabCache {
             write_link(slot.as_ptr(), *first);
             *first = slot.as_ptr();
         });
-        bin.count.store(count + 1, Ordering::Relaxed);
-        bump(&bin.live_bytes, size.wrapping_neg());
+        bin.tally
+            .store(tally.wrapping_add(Tally::push(size)), Ordering::Relaxed);
         poison_slot(slot, class);
         true
     }
@@ -390,7 +449,7 @@ impl SlabCache {
     #[inline]
     pub(crate) fn count_resize(&self, class: SizeClass, old: usize, new: usize) {
         self.touch(class.index());
-        bump(&self.bins[class.index()].live_bytes, new.wrapping_sub(old));
+        self.bins[class.index()].bump_tally(Tally::bytes(new.wrapping_sub(old)));
     }
 
     /// Puts a refilled list of `count` slots (linked through their first words) into `class`'s bin, which
@@ -402,10 +461,10 @@ impl SlabCache {
     pub(crate) unsafe fn fill(&self, class: SizeClass, first: *mut u8, count: u32) {
         self.touch(class.index());
         let bin = &self.bins[class.index()];
-        debug_assert_eq!(bin.count.load(Ordering::Relaxed), 0);
+        debug_assert_eq!(bin.count(), 0);
         // SAFETY: per the contract.
         bin.first.with_mut(|cell| unsafe { *cell = first });
-        bin.count.store(count as usize, Ordering::Relaxed);
+        bin.bump_tally(u64::from(count));
         bump(&bin.net_in, count as usize);
     }
 
@@ -439,8 +498,8 @@ impl SlabCache {
         let first = bin
             .first
             .with_mut(|cell| unsafe { core::mem::replace(&mut *cell, ptr::null_mut()) });
-        let count = bin.count.load(Ordering::Relaxed);
-        bin.count.store(0, Ordering::Relaxed);
+        let count = bin.count();
+        bin.bump_tally((count as u64).wrapping_neg());
         bump(&bin.net_in, count.wrapping_neg());
         // A bin never holds more than MAX_BIN_SLOTS.
         (first, count as u32)
@@ -474,9 +533,9 @@ impl SlabCache {
         for class in unsafe { self.touched_classes() } {
             let bin = &self.bins[class.index()];
             // Counts are zero once both the bin's slots and what the owner allocated are accounted for.
-            bin.net_in
-                .store(bin.count.load(Ordering::Relaxed), Ordering::Relaxed);
-            bin.live_bytes.store(0, Ordering::Relaxed);
+            let count = bin.count();
+            bin.net_in.store(count, Ordering::Relaxed);
+            bin.tally.store(count as u64, Ordering::Relaxed);
         }
         // SAFETY: per the contract.
         self.touched.with_mut(|touched| unsafe { *touched = 0 });
@@ -567,5 +626,50 @@ impl SlabCache {
 impl Drop for SlabCache {
     fn drop(&mut self) {
         self.detach();
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use crate::class::MAX_SMALL_SIZE;
+
+    /// Replays pops, pushes and resizes on a bin's tally and on separate counters, and checks they agree.
+    #[test]
+    fn tally_keeps_count_and_live_bytes_apart() {
+        let bin = Bin::new();
+        let mut count = 0usize;
+        let mut live = 0isize;
+        let check = |bin: &Bin, count: usize, live: isize| {
+            assert_eq!(bin.count(), count);
+            assert_eq!(bin.live().1, live as usize);
+        };
+        // A thread that frees what others allocated: its live bytes go negative while the count rises to
+        // the largest a bin holds.
+        for step in 0..MAX_BIN_SLOTS {
+            let size = 1 + step % MAX_SMALL_SIZE;
+            bin.bump_tally(Tally::push(size));
+            count += 1;
+            live -= size as isize;
+        }
+        check(&bin, count, live);
+        bin.bump_tally(Tally::bytes(100usize.wrapping_sub(4000)));
+        live += 100 - 4000;
+        check(&bin, count, live);
+        // Then it allocates far more than it freed: the bytes cross zero with no effect on the count.
+        for step in 0..MAX_BIN_SLOTS {
+            let size = 8192 - step % 7;
+            bin.bump_tally(Tally::pop(size));
+            count -= 1;
+            live += size as isize;
+        }
+        check(&bin, count, live);
+        assert_eq!(count, 0);
+        assert!(live > 0);
+        // Slots that enter (a refill) or leave (a flush) change the count only.
+        bin.bump_tally(17);
+        check(&bin, 17, live);
+        bin.bump_tally(17u64.wrapping_neg());
+        check(&bin, 0, live);
     }
 }
