@@ -6,17 +6,9 @@
 use classalloc_slab::{pages, Slab};
 use core::ptr::NonNull;
 
-/// Anonymous resident bytes, from the page tables (as `benches/src/rss.rs` reads them).
-fn anonymous_bytes() -> usize {
-    let rollup = std::fs::read_to_string("/proc/self/smaps_rollup").unwrap();
-    let kib: usize = rollup
-        .lines()
-        .find_map(|line| line.strip_prefix("Anonymous:"))
-        .and_then(|rest| rest.trim().strip_suffix("kB"))
-        .and_then(|number| number.trim().parse().ok())
-        .expect("an Anonymous line");
-    kib * 1024
-}
+#[path = "support/rss.rs"]
+mod rss;
+use rss::anonymous_bytes;
 
 const MIB: usize = 1 << 20;
 
