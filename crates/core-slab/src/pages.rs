@@ -23,9 +23,10 @@
 //! pages are resident), and a medium allocation is zeroed with `memset` only if it must be zero. Cached
 //! bytes (each block's dirty prefix) are bounded twice:
 //! - by size: at most 1/64 of the bytes in use, clamped to 1 .. 4 MiB; the oldest go first;
-//! - by time: beyond the first 1 MiB, a block cached for [`DECAY_MS`] is purged by the next call into the
-//!   source (an allocation or free of a block). So a program that frees everything gets its memory back,
-//!   all but 1 MiB, [`DECAY_MS`] later or at its next block-level call, whichever comes last; [`trim`]
+//! - by time: beyond the first [`CACHE_IDLE_BYTES`] (512 KiB), a block cached for [`DECAY_MS`] is purged
+//!   by the next call into the source (an allocation or free of a block). So a program that frees
+//!   everything gets its memory back, all but 512 KiB, [`DECAY_MS`] later or at its next block-level call,
+//!   whichever comes last; [`trim`]
 //!   gives it back at once. A workload that frees and reallocates its heap in quick rounds (a request
 //!   queue, a frame loop) reuses the same resident pages without a system call or a page fault.
 //!
@@ -71,9 +72,13 @@ const MAX_ARENAS: usize = 64;
 /// The largest block the cache keeps resident (1 MiB): larger ones are purged when freed.
 #[cfg(not(loom))]
 const CACHE_MAX_ORDER: u32 = 20;
-/// The cache may hold this many dirty bytes for as long as it likes...
+/// The size bound never falls below this, so a small heap may still keep a whole 1 MiB block for reuse...
 #[cfg(not(loom))]
 const CACHE_FLOOR: usize = 1 << 20;
+/// ...but only this many dirty bytes stay cached for as long as the cache likes: less than a block, so
+/// that what an idle program keeps, with the buddy's links and the tables, stays within 1 MiB...
+#[cfg(not(loom))]
+pub const CACHE_IDLE_BYTES: usize = 512 << 10;
 /// ...and what it holds beyond them goes back to the OS once cached this long (milliseconds).
 pub const DECAY_MS: u64 = 250;
 /// It never holds more than 1/64 (1 / `CACHE_SHARE`) of the bytes in use, so its hold stays a small share
@@ -565,9 +570,9 @@ impl State {
     }
 
     /// Evicts the blocks that have been cached for [`DECAY_MS`] or more, oldest first, as long as the
-    /// cache holds more than its floor.
+    /// cache holds more than [`CACHE_IDLE_BYTES`].
     fn decay(&mut self, now: u64, evicted: &mut *mut CacheNode, counters: &Counters) {
-        while self.cached_bytes > CACHE_FLOOR {
+        while self.cached_bytes > CACHE_IDLE_BYTES {
             // SAFETY: the cache holds bytes, so its age list has a front, a cached block.
             let since = unsafe { (*self.oldest).since };
             if now.saturating_sub(since) < DECAY_MS {

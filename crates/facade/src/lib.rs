@@ -54,7 +54,7 @@ pub fn totals() -> Totals {
 /// gives every freed block it keeps resident back to the OS ([`pages::trim`](classalloc_slab::pages::trim)).
 ///
 /// Never needed for correctness. Without it, a thread's cache goes back when the thread exits, and the
-/// page source gives freed blocks back on its own, all but 1 MiB, within
+/// page source gives freed blocks back on its own, all but 512 KiB, within
 /// [`DECAY_MS`](classalloc_slab::pages::DECAY_MS) of its next call. Other threads' caches, and the caches
 /// of [`ClassAlloc`]s, are left alone.
 ///
