@@ -117,7 +117,120 @@ impl Lists {
 /// may use it all. Slots there keep their blocks from going back, so the bound is small next to a heap
 /// (and it is drained when a thread leaves, on `flush_cache` and on `collect`), but it is large enough that
 /// a round of a few thousand frees and allocations of one size never walks the blocks' free lists.
+#[cfg(not(loom))]
 pub(crate) const TRANSFER_SLAB_BYTES: usize = 4 << 20;
+/// Loom models hold one batch (a bin of four 64-byte slots), so a second spill overflows.
+#[cfg(loom)]
+pub(crate) const TRANSFER_SLAB_BYTES: usize = 256;
+
+/// Below this a shrinking transfer limit drops to zero: a limit smaller than most bins keeps nothing.
+const TRANSFER_MIN_LIMIT: usize = 64 << 10;
+
+/// What a slab's transfer caches hold together, and how much they may hold.
+///
+/// The limit adapts to how the slab's frees and allocations meet. Bins refused for lack of room mean frees
+/// are outrunning the allocations that would take batches back. A few are normal: a round of frees a
+/// little larger than the caches walks its surplus back to the blocks. But once the refused bins since the
+/// last refill add up to the limit itself, this is a free phase at least twice the caches (a lifetime
+/// class dying, a program tearing a structure down). What the caches hold then is memory kept from the OS
+/// that nobody is coming for, pinning whole blocks: it all goes back to the blocks, and the limit halves
+/// (to zero below [`TRANSFER_MIN_LIMIT`]), so a long free phase ends with the caches empty. Each refill
+/// that takes slots from the blocks raises the limit by what it took, up to [`TRANSFER_SLAB_BYTES`]: a
+/// slab that allocates again may bounce batches again.
+///
+/// The figures are hints read and written with relaxed atomics: a race may let the caches pass the limit
+/// by a batch per racing thread for a moment, or drain them a bin early or late; no slot is lost or
+/// counted twice (the slots themselves move under the head locks).
+pub(crate) struct TransferBudget {
+    /// Bytes of slots in the transfer caches.
+    held: AtomicUsize,
+    /// Bytes they may hold.
+    limit: AtomicUsize,
+    /// Bytes of the bins refused for lack of room since the last refill or drain.
+    refused: AtomicUsize,
+}
+
+impl TransferBudget {
+    loom_const_fn! {
+        /// An empty budget with the full limit.
+        pub(crate) fn new() -> Self {
+            Self {
+                held: AtomicUsize::new(0),
+                limit: AtomicUsize::new(TRANSFER_SLAB_BYTES),
+                refused: AtomicUsize::new(0),
+            }
+        }
+    }
+
+    /// Bytes the transfer caches hold now.
+    #[inline]
+    pub(crate) fn held(&self) -> usize {
+        self.held.load(Ordering::Relaxed)
+    }
+
+    fn limit(&self) -> usize {
+        self.limit.load(Ordering::Relaxed)
+    }
+
+    /// Reserves room for a batch of `bytes`; false (nothing reserved) if it would pass the limit.
+    fn try_reserve(&self, bytes: usize) -> bool {
+        if self.held.fetch_add(bytes, Ordering::Relaxed) + bytes > self.limit() {
+            self.held.fetch_sub(bytes, Ordering::Relaxed);
+            return false;
+        }
+        true
+    }
+
+    /// Records that `bytes` left the transfer caches.
+    fn release(&self, bytes: usize) {
+        self.held.fetch_sub(bytes, Ordering::Relaxed);
+    }
+
+    /// Records a bin of `bytes` refused for lack of room; true when the caller must drain every transfer
+    /// cache of the slab (the limit has halved).
+    pub(crate) fn refused(&self, bytes: usize) -> bool {
+        let refused = self.refused.load(Ordering::Relaxed) + bytes;
+        let limit = self.limit();
+        if refused < limit {
+            self.refused.store(refused, Ordering::Relaxed);
+            return false;
+        }
+        self.refused.store(0, Ordering::Relaxed);
+        let halved = limit / 2;
+        let limit = if halved < TRANSFER_MIN_LIMIT {
+            0
+        } else {
+            halved
+        };
+        self.limit.store(limit, Ordering::Relaxed);
+        true
+    }
+
+    /// Records a refill that took `from_blocks` bytes of slots from the blocks (0: a batch of the
+    /// transfer cache): allocations are taking slots again. Writes only what changes, so refills of
+    /// many threads do not share a written line while the limit is whole.
+    fn refilled(&self, from_blocks: usize) {
+        if self.refused.load(Ordering::Relaxed) != 0 {
+            self.refused.store(0, Ordering::Relaxed);
+        }
+        let limit = self.limit();
+        if from_blocks > 0 && limit < TRANSFER_SLAB_BYTES {
+            let raised = (limit + from_blocks).min(TRANSFER_SLAB_BYTES);
+            self.limit.store(raised, Ordering::Relaxed);
+        }
+    }
+}
+
+/// What became of a bin offered to the transfer cache ([`Head::give_batch`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Offer {
+    /// The transfer cache took it.
+    Kept,
+    /// Not a batch the transfer cache can hold: not a full bin, or slots too small to chain batches.
+    NotABatch,
+    /// The slab's transfer caches are at their limit.
+    NoRoom,
+}
 
 /// The smallest slot that can head a transfer batch: its first word links the batch's slots, its second
 /// the next batch.
@@ -131,7 +244,7 @@ const MIN_TRANSFER_SLOT: usize = 2 * cache::MIN_CACHED_SLOT;
 /// A batch is always a whole bin (`cache::capacity` slots, linked through their first words and
 /// null-terminated); the batches are chained through their first slots' second words, so the head holds
 /// only the top one and the cache costs no memory of its own. Slots here stay counted live by their blocks
-/// (as slots in bins do), so it is bounded ([`TRANSFER_SLAB_BYTES`] for all heads of a slab) and drained
+/// (as slots in bins do), so it is bounded (by the slab's [`TransferBudget`], for all its heads) and drained
 /// into the blocks when a thread cache detaches, when a cache is flushed on request, and when the slab is
 /// dropped.
 #[derive(Clone, Copy)]
@@ -381,7 +494,7 @@ impl Head {
         owner: u8,
         layout: &ClassLayout,
         want: u32,
-        transfer_bytes: &AtomicUsize,
+        budget: &TransferBudget,
     ) -> Result<(NonNull<u8>, u32), AllocError> {
         debug_assert!(layout.slot_size as usize >= cache::MIN_CACHED_SLOT);
         let _head = acquire(&self.lock);
@@ -395,7 +508,8 @@ impl Head {
                 transfer.top = read_batch_link(top.as_ptr());
                 let bytes = bin_slots as usize * layout.slot_size as usize;
                 transfer.bytes -= bytes;
-                transfer_bytes.fetch_sub(bytes, Ordering::Relaxed);
+                budget.release(bytes);
+                budget.refilled(0);
                 Some(top)
             })
         };
@@ -422,6 +536,7 @@ impl Head {
                 if let Some(first) = NonNull::new(batch.first) {
                     cache::write_link(batch.last, ptr::null_mut());
                     self.resident_bytes.add_locked(batch.new_resident);
+                    budget.refilled(batch.count as usize * layout.slot_size as usize);
                     break Ok((first, batch.count));
                 }
             };
@@ -482,10 +597,8 @@ impl Head {
         outcome
     }
 
-    /// Leaves a thread cache's full bin, `count` free slots linked from `first` (null-terminated), in the
-    /// transfer cache; false (nothing changed) if it is not a full bin, if its slots are too small to chain
-    /// batches through, or if the slab's transfer caches together (`transfer_bytes`) would exceed
-    /// [`TRANSFER_SLAB_BYTES`].
+    /// Offers a thread cache's full bin, `count` free slots linked from `first` (null-terminated), to the
+    /// transfer cache. Unless it is [`Offer::Kept`], nothing changed and the slots are still the caller's.
     ///
     /// # Safety
     /// The list holds `count` free slots of this head's class, handed out by this head and freed by their
@@ -495,17 +608,16 @@ impl Head {
         first: NonNull<u8>,
         count: u32,
         layout: &ClassLayout,
-        transfer_bytes: &AtomicUsize,
-    ) -> bool {
+        budget: &TransferBudget,
+    ) -> Offer {
         let slot_size = layout.slot_size as usize;
         if slot_size < MIN_TRANSFER_SLOT || count != cache::capacity_for_slot(slot_size) {
-            return false;
+            return Offer::NotABatch;
         }
         let bytes = count as usize * slot_size;
         // Reserved before taking the lock, so heads racing for the last bytes never exceed it together.
-        if transfer_bytes.fetch_add(bytes, Ordering::Relaxed) + bytes > TRANSFER_SLAB_BYTES {
-            transfer_bytes.fetch_sub(bytes, Ordering::Relaxed);
-            return false;
+        if !budget.try_reserve(bytes) {
+            return Offer::NoRoom;
         }
         let _head = acquire(&self.lock);
         // SAFETY: the head lock guards the transfer cache; `first` is a free slot we own, large enough
@@ -518,7 +630,7 @@ impl Head {
                 transfer.bytes += bytes;
             })
         }
-        true
+        Offer::Kept
     }
 
     /// Gives every slot of the transfer cache back to its block (see [`flush`](Self::flush)).
@@ -530,7 +642,7 @@ impl Head {
         class: u8,
         owner: u8,
         layout: &ClassLayout,
-        transfer_bytes: &AtomicUsize,
+        budget: &TransferBudget,
     ) -> Result<(), (FreeError, NonNull<u8>)> {
         let head = acquire(&self.lock);
         // SAFETY: the head lock guards the transfer cache; the batches are ours once it is emptied.
@@ -538,7 +650,7 @@ impl Head {
             self.transfer
                 .with_mut(|transfer| core::mem::replace(&mut *transfer, Transfer::EMPTY))
         };
-        transfer_bytes.fetch_sub(transfer.bytes, Ordering::Relaxed);
+        budget.release(transfer.bytes);
         drop(head);
         let mut outcome = Ok(());
         let mut batch = transfer.top;
@@ -670,7 +782,7 @@ impl Head {
     pub(crate) unsafe fn release_all<B: Block>(
         &self,
         layout: &ClassLayout,
-        transfer_bytes: &AtomicUsize,
+        budget: &TransferBudget,
     ) {
         let _head = acquire(&self.lock);
         // SAFETY: exclusive use per the contract; the lists hold every mapped block of this head.
@@ -691,7 +803,7 @@ impl Head {
             }
             write(&self.lists, Lists::EMPTY);
             // Its slots lie in the blocks just unmapped.
-            transfer_bytes.fetch_sub(read(&self.transfer).bytes, Ordering::Relaxed);
+            budget.release(read(&self.transfer).bytes);
             write(&self.transfer, Transfer::EMPTY);
         }
         self.blocks.sub_locked(self.blocks.get());

@@ -7,11 +7,10 @@ use crate::checked;
 use crate::class::{SizeClass, CLASS_COUNT};
 use crate::error::{AllocError, FreeError};
 use crate::geometry::{resolve, BlockGeometry, ClassLayout, SeedConfig, SlabConfig};
-use crate::head::Head;
+use crate::head::{Head, TransferBudget};
 use crate::large::{medium_order, Kind, Large};
 use crate::os::PAGE_SIZE;
 use crate::stats::{ClassStats, LargeStats, Totals};
-use crate::sync::AtomicUsize;
 use core::alloc::Layout;
 use core::marker::PhantomData;
 use core::pin::Pin;
@@ -116,8 +115,8 @@ pub struct Slab<C: SlabConfig = SeedConfig> {
     owner: u8,
     /// The thread caches attached to this slab.
     caches: Registry,
-    /// Bytes of free slots in the heads' transfer caches, together.
-    transfer_bytes: AtomicUsize,
+    /// What the heads' transfer caches hold together, and may hold.
+    transfer: TransferBudget,
     _config: PhantomData<fn() -> C>,
 }
 
@@ -148,7 +147,7 @@ impl<C: SlabConfig> Slab<C> {
             large: Large::new(),
             owner: 0,
             caches: Registry::new(),
-            transfer_bytes: AtomicUsize::new(0),
+            transfer: TransferBudget::new(),
             _config: PhantomData,
         }
     }
@@ -162,7 +161,7 @@ impl<C: SlabConfig> Slab<C> {
             large: Large::new(),
             owner: 0,
             caches: Registry::new(),
-            transfer_bytes: AtomicUsize::new(0),
+            transfer: TransferBudget::new(),
             _config: PhantomData,
         }
     }
@@ -361,7 +360,7 @@ impl<C: SlabConfig> Slab<C> {
             let layout = &Self::LAYOUTS[class.index()];
             let head = &self.heads[class.index()];
             // SAFETY: per the contract nothing uses the slab's memory any more.
-            with_block_type!(layout.kind, B => unsafe { head.release_all::<B>(layout, &self.transfer_bytes) });
+            with_block_type!(layout.kind, B => unsafe { head.release_all::<B>(layout, &self.transfer) });
         }
         // SAFETY: as above.
         unsafe { self.large.release_all() };

@@ -238,35 +238,49 @@ fn loom_front_end_slab_dropped_while_a_thread_detaches() {
     });
 }
 
+/// Allocates `allocations` slots through this thread's cache, then frees them all while another thread's
+/// cache makes its first allocation (a refill) and frees it; both caches give everything back.
+fn frees_race_another_threads_first_allocation(allocations: usize) {
+    let slab = Arc::new(TestSlab::with_config());
+    let cache = Box::pin(SlabCache::new());
+    let slots: Vec<Slot> = (0..allocations)
+        .map(|_| alloc_cached(&slab, cache.as_ref()))
+        .collect();
+    let other = {
+        let slab = slab.clone();
+        thread::spawn(move || {
+            let cache = Box::pin(SlabCache::new());
+            let slot = alloc_cached(&slab, cache.as_ref());
+            // SAFETY: `slot` is ours: writing it checks it is no slot still live in the other thread.
+            unsafe { slot.0.as_ptr().write_bytes(0xCD, 64) };
+            free_cached(&slab, cache.as_ref(), slot);
+        })
+    };
+    for slot in slots {
+        free_cached(&slab, cache.as_ref(), slot);
+    }
+    drop(cache);
+    other.join().unwrap();
+    assert_settled(&slab);
+}
+
 #[test]
 fn loom_front_end_spill_to_the_transfer_cache_races_a_refill() {
-    check(|| {
-        let slab = Arc::new(TestSlab::with_config());
-        // Under loom a bin holds four 64-byte slots and a refill takes two. Five allocations leave one
-        // slot in this thread's bin; the fourth of five frees finds it full and spills it whole into the
-        // head's transfer cache, while another thread's first allocation refills its own empty bin: from
-        // that batch if the spill came first, else from a block (the model fails if a spilled batch is
-        // lost). Either way each slot is handed out once, and the
-        // exits (flush, then transfer drain) give every block back.
-        let cache = Box::pin(SlabCache::new());
-        let slots: Vec<Slot> = (0..5)
-            .map(|_| alloc_cached(&slab, cache.as_ref()))
-            .collect();
-        let other = {
-            let slab = slab.clone();
-            thread::spawn(move || {
-                let cache = Box::pin(SlabCache::new());
-                let slot = alloc_cached(&slab, cache.as_ref());
-                // SAFETY: `slot` is ours: writing it checks it is no slot still live in the other thread.
-                unsafe { slot.0.as_ptr().write_bytes(0xCD, 64) };
-                free_cached(&slab, cache.as_ref(), slot);
-            })
-        };
-        for slot in slots {
-            free_cached(&slab, cache.as_ref(), slot);
-        }
-        drop(cache);
-        other.join().unwrap();
-        assert_settled(&slab);
-    });
+    // Under loom a bin holds four 64-byte slots and a refill takes two. Five allocations leave one slot in
+    // this thread's bin; the fourth of five frees finds it full and spills it whole into the head's
+    // transfer cache, while another thread's first allocation refills its own empty bin: from that batch
+    // if the spill came first, else from a block (the model fails if a spilled batch is lost). Either way
+    // each slot is handed out once, and the exits (flush, then transfer drain) give every block back.
+    check(|| frees_race_another_threads_first_allocation(5));
+}
+
+#[test]
+fn loom_front_end_overflow_drain_races_a_refill_from_the_transfer_cache() {
+    // Under loom the slab's transfer caches hold one batch. Nine allocations leave one slot in this
+    // thread's bin; of nine frees, the fourth spills a batch into the transfer cache and the eighth finds
+    // it full: its bin goes back to the blocks, and since the refused bytes reach the limit, the transfer
+    // cache is drained too. Meanwhile another thread's first allocation refills its empty bin: from the
+    // kept batch if it comes between the two spills, else from a block. Each slot is handed out once, no
+    // batch is lost, and the exits give every block back.
+    check(|| frees_race_another_threads_first_allocation(9));
 }

@@ -9,6 +9,7 @@ use crate::checked;
 use crate::class::SizeClass;
 use crate::error::{AllocError, FreeError};
 use crate::geometry::SlabConfig;
+use crate::head::Offer;
 use crate::sync::{
     acquire, loom_const_fn, new_lock, read, write, yield_now, Lock, MutexGuard, Ordering,
     UnsafeCell,
@@ -473,7 +474,7 @@ impl<C: SlabConfig> Slab<C> {
         let head = &self.heads[class.index()];
         let tag = class.index() as u8;
         let batch = cache::refill_batch(class);
-        let (first, count) = with_block_type!(layout.kind, B => head.refill::<B>(tag, self.owner, layout, batch, &self.transfer_bytes))?;
+        let (first, count) = with_block_type!(layout.kind, B => head.refill::<B>(tag, self.owner, layout, batch, &self.transfer))?;
         let cache = cache.get_ref();
         // SAFETY: we are the owner inside a cached call; the list holds `count` fresh or freed slots of
         // `class` just taken for this cache, and the bin was empty.
@@ -546,7 +547,9 @@ impl<C: SlabConfig> Slab<C> {
     }
 
     /// Gives `class`'s whole bin away: to the head's transfer cache if it has room (one step, no walk),
-    /// else back to the blocks.
+    /// else back to the blocks. When the bins refused for lack of room add up to the limit, frees are
+    /// outrunning allocations by far (see [`TransferBudget`](crate::head::TransferBudget)): every
+    /// transfer cache of the slab is drained too.
     ///
     /// # Safety
     /// As for `flush_class`.
@@ -562,19 +565,42 @@ impl<C: SlabConfig> Slab<C> {
         };
         let layout = &Self::LAYOUTS[class.index()];
         // SAFETY: the list holds `taken` free slots of this slab's class `class`, which we give up.
-        unsafe {
-            if self.heads[class.index()].give_batch(first, taken, layout, &self.transfer_bytes) {
-                return Ok(());
+        let offer =
+            unsafe { self.heads[class.index()].give_batch(first, taken, layout, &self.transfer) };
+        match offer {
+            Offer::Kept => Ok(()),
+            // SAFETY: as above; the offer left the slots with us.
+            Offer::NotABatch => unsafe { self.return_to_blocks(class, first.as_ptr()) },
+            Offer::NoRoom => {
+                let drain = self.transfer.refused(taken as usize * class.slot_size());
+                // SAFETY: as above.
+                let returned = unsafe { self.return_to_blocks(class, first.as_ptr()) };
+                if drain {
+                    returned.and(self.drain_all_transfers())
+                } else {
+                    returned
+                }
             }
-            self.return_to_blocks(class, first.as_ptr())
         }
+    }
+
+    /// Gives the slots of every transfer cache of the slab back to their blocks; the first error found.
+    fn drain_all_transfers(&self) -> Result<(), (FreeError, NonNull<u8>)> {
+        let mut outcome = Ok(());
+        for class in SizeClass::all() {
+            if self.transfer.held() == 0 {
+                break;
+            }
+            outcome = outcome.and(self.drain_transfer(class));
+        }
+        outcome
     }
 
     /// Gives the slots of `class`'s transfer cache back to their blocks.
     pub(super) fn drain_transfer(&self, class: SizeClass) -> Result<(), (FreeError, NonNull<u8>)> {
         // Most calls find every transfer cache empty: no head lock then. (A batch left concurrently may
         // be missed; the callers only need what was left before they began.)
-        if self.transfer_bytes.load(Ordering::Relaxed) == 0 {
+        if self.transfer.held() == 0 {
             return Ok(());
         }
         let layout = &Self::LAYOUTS[class.index()];
@@ -582,7 +608,7 @@ impl<C: SlabConfig> Slab<C> {
         let tag = class.index() as u8;
         // SAFETY: the layout is the class's.
         with_block_type!(layout.kind, B => unsafe {
-            head.drain_transfer::<B>(tag, self.owner, layout, &self.transfer_bytes)
+            head.drain_transfer::<B>(tag, self.owner, layout, &self.transfer)
         })
     }
 
