@@ -174,6 +174,36 @@ impl Directory {
     }
 }
 
+/// Runs `visit` with each cache this thread keeps for the `ClassAlloc` at `allocator`, one per lifetime
+/// class below `classes`, without making any: a thread that never used the allocator has none.
+pub(crate) fn for_each_existing_class_cache(
+    allocator: usize,
+    classes: usize,
+    mut visit: impl FnMut(usize, Pin<&SlabCache>),
+) {
+    debug_assert!(classes <= MAX_CLASSES);
+    let caches = DIRECTORY
+        .try_with(|directory| {
+            directory
+                .entries
+                .get()
+                .into_iter()
+                .find(|entry| entry.allocator == allocator)
+                .and_then(|entry| entry.caches)
+        })
+        .ok()
+        .flatten();
+    if let Some(caches) = caches {
+        for class in 0..classes {
+            // SAFETY: as in `with_class_cache`: the caches are pinned in memory only this thread's
+            // directory frees, and `visit` cannot reach the directory (it runs no allocator call that
+            // could evict the entry: flushing allocates nothing).
+            let cache = unsafe { Pin::new_unchecked(&(*caches.as_ptr()).caches[class]) };
+            visit(class, cache);
+        }
+    }
+}
+
 /// Runs `cached` with this thread's cache for lifetime class `class` of the `ClassAlloc` at `allocator`,
 /// or `uncached` when there is none (thread teardown, or the OS refused memory for the caches).
 #[inline(always)]

@@ -55,8 +55,8 @@ pub fn totals() -> Totals {
 ///
 /// Never needed for correctness. Without it, a thread's cache goes back when the thread exits, and the
 /// page source gives freed blocks back on its own, all but 512 KiB, within
-/// [`DECAY_MS`](classalloc_slab::pages::DECAY_MS) of its next call. Other threads' caches, and the caches
-/// of [`ClassAlloc`]s, are left alone.
+/// [`DECAY_MS`](classalloc_slab::pages::DECAY_MS) of its next call. Other threads' caches are left alone,
+/// and so are the caches of [`ClassAlloc`]s ([`ClassAlloc::collect`] gives those back).
 ///
 /// ```
 /// let data: Vec<u64> = (0..100_000).collect();

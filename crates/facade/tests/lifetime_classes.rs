@@ -15,6 +15,8 @@ enum Life {
     Scratch,
     /// Used only by the release test: releasing a class is sound only when nothing else allocated in it.
     Released,
+    /// Used only by the collect test, which counts the class's blocks.
+    Collected,
 }
 lifetime_class!(Life);
 
@@ -109,4 +111,32 @@ fn explicit_class_calls_release_and_report() {
         report.contains("Released") && report.contains("#0 "),
         "{report}"
     );
+}
+
+#[test]
+fn collect_gives_back_what_this_threads_caches_hold() {
+    let layout = Layout::from_size_align(64, 8).unwrap();
+    std::thread::spawn(move || {
+        // 40,000 slots of 64 B: after the frees, the thread's bin and the class's transfer cache hold
+        // them all, so their three blocks stay mapped.
+        let objects: Vec<_> = (0..40_000)
+            .map(|_| ALLOC.alloc(Life::Collected, layout).unwrap())
+            .collect();
+        for object in objects {
+            // SAFETY: allocated above in Collected with `layout`, freed once.
+            unsafe { ALLOC.free(Life::Collected, object.cast(), layout).unwrap() };
+        }
+        let totals = ALLOC.class_totals(Life::Collected);
+        assert_eq!(totals.live_objects, 0);
+        assert!(totals.blocks >= 3, "the caches keep the blocks: {totals:?}");
+        ALLOC.collect();
+        let totals = ALLOC.class_totals(Life::Collected);
+        assert_eq!(
+            (totals.blocks, totals.resident_bytes),
+            (0, 0),
+            "collect gave every cached slot back, and the empty blocks with them"
+        );
+    })
+    .join()
+    .unwrap();
 }
