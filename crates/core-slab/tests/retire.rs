@@ -85,13 +85,17 @@ fn a_retired_cache_gives_its_slots_back_and_later_calls_take_the_locked_path() {
 
 #[test]
 fn a_retired_cache_no_longer_attaches() {
+    // Its own slab: the test above checks that SLAB ends with no live object, which an allocation made
+    // here at the same moment would break.
+    static OWN_SLAB: Slab = Slab::new();
     std::thread::spawn(|| {
         let local = core::pin::pin!(SlabCache::new());
-        let block = SLAB.alloc_cached(local.as_ref(), LAYOUT).unwrap();
+        let block = OWN_SLAB.alloc_cached(local.as_ref(), LAYOUT).unwrap();
         local.as_ref().retire();
         // SAFETY: allocated above with LAYOUT, freed once (through the locked path: the cache retired).
         unsafe {
-            SLAB.dealloc_cached(local.as_ref(), block.cast(), LAYOUT)
+            OWN_SLAB
+                .dealloc_cached(local.as_ref(), block.cast(), LAYOUT)
                 .unwrap()
         };
         let class = SizeClass::for_size(LAYOUT.size()).unwrap();
