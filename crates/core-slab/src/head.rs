@@ -123,20 +123,26 @@ pub(crate) const TRANSFER_SLAB_BYTES: usize = 4 << 20;
 #[cfg(loom)]
 pub(crate) const TRANSFER_SLAB_BYTES: usize = 256;
 
-/// Below this a shrinking transfer limit drops to zero: a limit smaller than most bins keeps nothing.
-const TRANSFER_MIN_LIMIT: usize = 64 << 10;
+/// How many times its limit the bins refused by full transfer caches must add up to, with no refill in
+/// between, before the caches are drained: beyond a bounded round's surplus, a free phase this long is
+/// one whose slots nobody is coming back for soon.
+#[cfg(not(loom))]
+const LONG_FREE_PHASE: usize = 4;
+/// Loom models drain at the first refused bin, so a handful of frees reaches the drain.
+#[cfg(loom)]
+const LONG_FREE_PHASE: usize = 1;
 
 /// What a slab's transfer caches hold together, and how much they may hold.
 ///
 /// The limit adapts to how the slab's frees and allocations meet. Bins refused for lack of room mean frees
-/// are outrunning the allocations that would take batches back. A few are normal: a round of frees a
-/// little larger than the caches walks its surplus back to the blocks. But once the refused bins since the
-/// last refill add up to the limit itself, this is a free phase at least twice the caches (a lifetime
-/// class dying, a program tearing a structure down). What the caches hold then is memory kept from the OS
-/// that nobody is coming for, pinning whole blocks: it all goes back to the blocks, and the limit halves
-/// (to zero below [`TRANSFER_MIN_LIMIT`]), so a long free phase ends with the caches empty. Each refill
-/// that takes slots from the blocks raises the limit by what it took, up to [`TRANSFER_SLAB_BYTES`]: a
-/// slab that allocates again may bounce batches again.
+/// are outrunning the allocations that would take batches back. Some are normal: a round of frees larger
+/// than the caches walks its surplus back to the blocks. But once the refused bins since the last refill
+/// add up to [`LONG_FREE_PHASE`] times the limit, this is a free phase at least five times the caches (a
+/// lifetime class dying, a program tearing a structure down). What the caches hold then is memory kept
+/// from the OS that nobody is coming for, each slot pinning its whole block: it all goes back to the
+/// blocks and the limit drops to zero, so the phase ends with the caches empty. Each refill that takes
+/// slots from the blocks raises the limit by what it took, up to [`TRANSFER_SLAB_BYTES`]: a slab that
+/// allocates again may bounce batches again.
 ///
 /// The figures are hints read and written with relaxed atomics: a race may let the caches pass the limit
 /// by a batch per racing thread for a moment, or drain them a bin early or late; no slot is lost or
@@ -187,22 +193,15 @@ impl TransferBudget {
     }
 
     /// Records a bin of `bytes` refused for lack of room; true when the caller must drain every transfer
-    /// cache of the slab (the limit has halved).
+    /// cache of the slab (the limit is now zero).
     pub(crate) fn refused(&self, bytes: usize) -> bool {
         let refused = self.refused.load(Ordering::Relaxed) + bytes;
-        let limit = self.limit();
-        if refused < limit {
+        if refused < LONG_FREE_PHASE * self.limit() {
             self.refused.store(refused, Ordering::Relaxed);
             return false;
         }
         self.refused.store(0, Ordering::Relaxed);
-        let halved = limit / 2;
-        let limit = if halved < TRANSFER_MIN_LIMIT {
-            0
-        } else {
-            halved
-        };
-        self.limit.store(limit, Ordering::Relaxed);
+        self.limit.store(0, Ordering::Relaxed);
         true
     }
 

@@ -547,8 +547,8 @@ impl<C: SlabConfig> Slab<C> {
     }
 
     /// Gives `class`'s whole bin away: to the head's transfer cache if it has room (one step, no walk),
-    /// else back to the blocks. When the bins refused for lack of room add up to the limit, frees are
-    /// outrunning allocations by far (see [`TransferBudget`](crate::head::TransferBudget)): every
+    /// else back to the blocks. When the bins refused for lack of room add up to several times the limit,
+    /// frees are outrunning allocations by far (see [`TransferBudget`](crate::head::TransferBudget)): every
     /// transfer cache of the slab is drained too.
     ///
     /// # Safety
