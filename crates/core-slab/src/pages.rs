@@ -26,9 +26,9 @@
 //! - by time: beyond the first [`CACHE_IDLE_BYTES`] (512 KiB), a block cached for [`DECAY_MS`] is purged
 //!   by the next call into the source (an allocation or free of a block). So a program that frees
 //!   everything gets its memory back, all but 512 KiB, [`DECAY_MS`] later or at its next block-level call,
-//!   whichever comes last; [`trim`]
-//!   gives it back at once. A workload that frees and reallocates its heap in quick rounds (a request
-//!   queue, a frame loop) reuses the same resident pages without a system call or a page fault.
+//!   whichever comes last; [`trim`] gives it back at once. A workload that frees and reallocates its heap
+//!   in quick rounds (a request queue, a frame loop) reuses the same resident pages without a system call
+//!   or a page fault.
 //!
 //! Larger blocks, and the blocks of a slab being released, are purged at once, and the buddy coalesces
 //! them with their free neighbours; coalesced free memory is never kept resident. Before reserving another

@@ -261,9 +261,9 @@ impl<C: LifetimeClass> ClassAlloc<C> {
     pub fn collect(&self) {
         for_each_existing_class_cache(self as *const Self as usize, C::COUNT, |index, cache| {
             if let Err(error) = self.table.slab_at(index).flush_cache(cache) {
-                let name = self.names.get(index).unwrap_or("?");
+                let class = self.names.label(index);
                 classalloc_slab::fatal::abort_with(format_args!(
-                    "{error}: found when collect() gave this thread's cached slots of class {name} back"
+                    "{error}: found when collect() gave this thread's cached slots of class {class} back"
                 ));
             }
         });
@@ -306,14 +306,10 @@ impl<C: LifetimeClass> ClassAlloc<C> {
     #[cold]
     #[inline(never)]
     fn abort_misuse(&self, index: usize, what: FreeError, ptr: *mut u8, size: usize) -> ! {
-        match self.names.get(index) {
-            Some(name) => classalloc_slab::fatal::abort_with(format_args!(
-                "{what}: {ptr:p} (class {name}, {size} B)"
-            )),
-            None => classalloc_slab::fatal::abort_with(format_args!(
-                "{what}: {ptr:p} (class #{index}, {size} B)"
-            )),
-        }
+        let class = self.names.label(index);
+        classalloc_slab::fatal::abort_with(format_args!(
+            "{what}: {ptr:p} (class {class}, {size} B)"
+        ))
     }
 
     /// Runs `cached` on `index`'s slab with this thread's cache for it, or `uncached` when the thread

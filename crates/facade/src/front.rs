@@ -140,15 +140,22 @@ impl Directory {
         self.caches_slow(allocator)
     }
 
+    /// The position and entry of the allocator at `allocator`, if this thread has caches for it.
+    fn find(&self, allocator: usize) -> Option<(usize, Entry)> {
+        self.entries
+            .get()
+            .into_iter()
+            .enumerate()
+            .find(|(_, entry)| entry.allocator == allocator)
+    }
+
     #[cold]
     #[inline(never)]
     fn caches_slow(&self, allocator: usize) -> Option<NonNull<ClassCaches>> {
         let mut entries = self.entries.get();
-        let found = entries
-            .iter()
-            .position(|entry| entry.allocator == allocator);
+        let found = self.find(allocator);
         let entry = match found {
-            Some(index) => entries[index],
+            Some((_, entry)) => entry,
             None => {
                 // An allocator that was dropped left its entry behind with orphaned caches; a new one at
                 // the same address finds them above and they attach to its slabs afresh.
@@ -166,7 +173,7 @@ impl Directory {
             }
         };
         // Move to the front.
-        let position = found.unwrap_or(DIRECTORY_ENTRIES - 1);
+        let position = found.map_or(DIRECTORY_ENTRIES - 1, |(index, _)| index);
         entries.copy_within(0..position, 1);
         entries[0] = entry;
         self.entries.set(entries);
@@ -185,11 +192,8 @@ pub(crate) fn for_each_existing_class_cache(
     let caches = DIRECTORY
         .try_with(|directory| {
             directory
-                .entries
-                .get()
-                .into_iter()
-                .find(|entry| entry.allocator == allocator)
-                .and_then(|entry| entry.caches)
+                .find(allocator)
+                .and_then(|(_, entry)| entry.caches)
         })
         .ok()
         .flatten();

@@ -61,6 +61,29 @@ impl ClassNames {
             .and_then(NameSlot::get)
             .or_else(|| SCOPE_NAMES.0.get(index).and_then(NameSlot::get))
     }
+
+    /// How messages name class `index`: its name if one was recorded, else `#index`.
+    pub(crate) fn label(&self, index: usize) -> ClassLabel {
+        ClassLabel {
+            name: self.get(index),
+            index,
+        }
+    }
+}
+
+/// A class as messages name it (see [`ClassNames::label`]); formatting it does not allocate.
+pub(crate) struct ClassLabel {
+    name: Option<&'static str>,
+    index: usize,
+}
+
+impl core::fmt::Display for ClassLabel {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self.name {
+            Some(name) => f.write_str(name),
+            None => write!(f, "#{}", self.index),
+        }
+    }
 }
 
 /// Names recorded by `with_class` (the global allocator's enum).
