@@ -43,7 +43,7 @@ const BIN_BYTES: usize = 256;
 const MIN_BIN_SLOTS: usize = 8;
 #[cfg(loom)]
 const MIN_BIN_SLOTS: usize = 2;
-const MAX_BIN_SLOTS: usize = 16 * 1024;
+pub(crate) const MAX_BIN_SLOTS: usize = 16 * 1024;
 
 /// Each class's bin capacity in slots; 0 for classes too small to link.
 const CAPACITY: [u32; CLASS_COUNT] = build_capacity();

@@ -117,9 +117,9 @@ fn explicit_class_calls_release_and_report() {
 fn collect_gives_back_what_this_threads_caches_hold() {
     let layout = Layout::from_size_align(64, 8).unwrap();
     std::thread::spawn(move || {
-        // 40,000 slots of 64 B: after the frees, the thread's bin and the class's transfer cache hold
-        // them all, so their three blocks stay mapped.
-        let objects: Vec<_> = (0..40_000)
+        // 20,000 slots of 64 B: after the frees, the thread's bin and the class's transfer cache hold
+        // them all (one bin and four batches), so their two blocks stay mapped.
+        let objects: Vec<_> = (0..20_000)
             .map(|_| ALLOC.alloc(Life::Collected, layout).unwrap())
             .collect();
         for object in objects {
@@ -128,7 +128,7 @@ fn collect_gives_back_what_this_threads_caches_hold() {
         }
         let totals = ALLOC.class_totals(Life::Collected);
         assert_eq!(totals.live_objects, 0);
-        assert!(totals.blocks >= 3, "the caches keep the blocks: {totals:?}");
+        assert!(totals.blocks >= 2, "the caches keep the blocks: {totals:?}");
         ALLOC.collect();
         let totals = ALLOC.class_totals(Life::Collected);
         assert_eq!(
