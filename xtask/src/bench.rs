@@ -80,6 +80,12 @@ struct Profile {
     cargo_folder: &'static str,
     /// Repetitions of every process-per-allocator measurement.
     repetitions: usize,
+    /// Repetitions of the multi-thread workloads instead: with more threads than this machine's two
+    /// CPUs, each process's throughput depends on where the scheduler puts producer and consumer (at
+    /// two threads xmalloc reads 40-50 or 80-145 M ops/s per process, for classalloc and mimalloc
+    /// alike), so a median of three processes is decided by a coin toss. Each process takes well under a
+    /// second.
+    thread_repetitions: usize,
     /// Live bytes of the memory-ratio workload.
     live_bytes: u64,
     /// Bytes per size of the seed benchmark (count = bytes / size, at most `seed_max_count`).
@@ -99,6 +105,7 @@ const FULL: Profile = Profile {
     cargo_profile: "release",
     cargo_folder: "release",
     repetitions: 3,
+    thread_repetitions: 9,
     live_bytes: 64 << 20,
     seed_bytes: 64 << 20,
     seed_max_count: 1_000_000,
@@ -116,6 +123,7 @@ const QUICK: Profile = Profile {
     cargo_profile: "dev",
     cargo_folder: "debug",
     repetitions: 1,
+    thread_repetitions: 1,
     live_bytes: 8 << 20,
     seed_bytes: 8 << 20,
     seed_max_count: 100_000,
@@ -719,9 +727,9 @@ fn threads(runner: &mut Runner, profile: &Profile, allocators: &[String]) -> Vec
         .collect();
     runner.start(
         "threads",
-        profile.repetitions * workloads.len() * thread_counts.len() * allocators.len(),
+        profile.thread_repetitions * workloads.len() * thread_counts.len() * allocators.len(),
     );
-    for _ in 0..profile.repetitions {
+    for _ in 0..profile.thread_repetitions {
         for (table, (workload, _, _)) in tables.iter_mut().zip(workloads) {
             for threads in thread_counts {
                 for allocator in allocators {
@@ -890,7 +898,7 @@ impl Report {
         let _ = writeln!(
             text,
             "- Run: `cargo xtask bench{}`{} ({} profile: {} repetition(s) per process measurement, \
-             medians; cargo profile `{}`{}), {seconds:.0} s",
+             {} for the multi-thread workloads, medians; cargo profile `{}`{}), {seconds:.0} s",
             if profile.name == "quick" { " --quick" } else { "" },
             if groups.len() < GROUPS.len() {
                 format!(" --only {}", groups.join(","))
@@ -899,6 +907,7 @@ impl Report {
             },
             profile.name,
             profile.repetitions,
+            profile.thread_repetitions,
             profile.cargo_profile,
             if profile.cargo_profile == "dev" {
                 ": unoptimised, a smoke test whose timings mean nothing"
