@@ -124,19 +124,19 @@ pub(crate) const TRANSFER_SLAB_BYTES: usize = 4 << 20;
 pub(crate) const TRANSFER_SLAB_BYTES: usize = 256;
 
 /// How many slots one head's transfer cache holds at most, whatever their size: one full bin of the
-/// smallest classes (so every class can keep at least one batch), and about a tenth of what the slab's
-/// bound allows 16-byte slots.
+/// smallest classes (so every class can keep at least one batch), a sixteenth of what the slab's bound
+/// would let 16-byte slots fill.
 ///
 /// Why a count of slots: a transfer cache gives batches back in the reverse of the order they were freed
 /// in, and a free order is the order a structure was torn down in, with whatever else of the class was
 /// freed meanwhile mixed in. Slots that circle between bins and the transfer cache for many rounds keep
 /// that order and add each round's mixing to it, so the structures built from them scatter a little more
-/// each round. Slots that go back to their blocks let an emptied block go to the page source, and it
-/// comes back fresh, handed out in address order. A list of
-/// 100,000 16-byte nodes rebuilt from its own freed nodes walked 1.25 ns per node in the first round and
-/// 1.78 from the seventeenth on while the slab's bound let its class keep them all; capped, the long free
-/// phase drains the caches and every round walks 1.23-1.27 ns, as mimalloc's. Peers bound these caches in
-/// objects too, and far lower (jemalloc's thread cache keeps about 200 per small class).
+/// each round. Slots that go back to their blocks let an emptied block go to the page source, and it comes
+/// back fresh, handing out slots in address order. A list of 100,000 16-byte nodes rebuilt from its own
+/// freed nodes walked 1.25 ns per node in the first round and 1.78 from the seventeenth on while the slab's
+/// bound let its class keep them all; with this bound the long free phase drains the caches and every
+/// round walks 1.23-1.27 ns, as mimalloc's. Other allocators bound such caches in objects too, and lower:
+/// tcmalloc its transfer caches in batches, jemalloc its thread caches at 200 objects per small class.
 const TRANSFER_HEAD_SLOTS: usize = 16 * 1024;
 
 const _: () = assert!(
