@@ -145,7 +145,7 @@ const _: () = assert!(
 );
 
 /// How many bytes of slots of `slot` bytes one head's transfer cache holds at most.
-pub(crate) const fn transfer_head_bytes(slot: usize) -> usize {
+const fn transfer_head_bytes(slot: usize) -> usize {
     TRANSFER_HEAD_SLOTS * slot
 }
 
@@ -222,7 +222,7 @@ impl TransferBudget {
 
     /// Records a bin of `bytes` refused for lack of room by a head that holds at most `head_bytes`; true
     /// when the caller must drain every transfer cache of the slab (the limit is now zero).
-    pub(crate) fn refused(&self, bytes: usize, head_bytes: usize) -> bool {
+    fn refused(&self, bytes: usize, head_bytes: usize) -> bool {
         let refused = self.refused.load(Ordering::Relaxed) + bytes;
         if refused < LONG_FREE_PHASE * self.limit().min(head_bytes) {
             self.refused.store(refused, Ordering::Relaxed);
@@ -255,8 +255,10 @@ pub(crate) enum Offer {
     Kept,
     /// Not a batch the transfer cache can hold: not a full bin, or slots too small to chain batches.
     NotABatch,
-    /// The slab's transfer caches are at their limit, or this head's at [`transfer_head_bytes`].
-    NoRoom,
+    /// The slab's transfer caches are at their limit, or this head's at [`transfer_head_bytes`]. The
+    /// refusal is recorded in the slab's [`TransferBudget`]; `drain_all` says the refused bins now make a
+    /// long free phase, so the caller must drain every transfer cache of the slab.
+    NoRoom { drain_all: bool },
 }
 
 /// The smallest slot that can head a transfer batch: its first word links the batch's slots, its second
@@ -625,7 +627,8 @@ impl Head {
     }
 
     /// Offers a thread cache's full bin, `count` free slots linked from `first` (null-terminated), to the
-    /// transfer cache. Unless it is [`Offer::Kept`], nothing changed and the slots are still the caller's.
+    /// transfer cache. Unless it is [`Offer::Kept`], the slots are still the caller's; a refusal for lack
+    /// of room is recorded in `budget`.
     ///
     /// # Safety
     /// The list holds `count` free slots of this head's class, handed out by this head and freed by their
@@ -642,25 +645,32 @@ impl Head {
             return Offer::NotABatch;
         }
         let bytes = count as usize * slot_size;
+        let head_bytes = transfer_head_bytes(slot_size);
         // Reserved before taking the lock, so heads racing for the last bytes never exceed it together.
-        if !budget.try_reserve(bytes) {
-            return Offer::NoRoom;
-        }
-        let _head = acquire(&self.lock);
-        // SAFETY: the head lock guards the transfer cache; `first` is a free slot we own, large enough
-        // to hold the batch link.
-        unsafe {
-            self.transfer.with_mut(|transfer| {
-                let transfer = &mut *transfer;
-                if transfer.bytes + bytes > transfer_head_bytes(slot_size) {
-                    budget.release(bytes);
-                    return Offer::NoRoom;
-                }
-                write_batch_link(first.as_ptr(), transfer.top);
-                transfer.top = first.as_ptr();
-                transfer.bytes += bytes;
-                Offer::Kept
-            })
+        let kept = budget.try_reserve(bytes) && {
+            let _head = acquire(&self.lock);
+            // SAFETY: the head lock guards the transfer cache; `first` is a free slot we own, large
+            // enough to hold the batch link.
+            unsafe {
+                self.transfer.with_mut(|transfer| {
+                    let transfer = &mut *transfer;
+                    if transfer.bytes + bytes > head_bytes {
+                        budget.release(bytes);
+                        return false;
+                    }
+                    write_batch_link(first.as_ptr(), transfer.top);
+                    transfer.top = first.as_ptr();
+                    transfer.bytes += bytes;
+                    true
+                })
+            }
+        };
+        if kept {
+            Offer::Kept
+        } else {
+            Offer::NoRoom {
+                drain_all: budget.refused(bytes, head_bytes),
+            }
         }
     }
 

@@ -20,11 +20,7 @@ const fn layout(size: usize) -> Layout {
 /// Slots of 64 bytes in a 1 MiB block of the seed geometry.
 const SLOTS_PER_BLOCK: usize = 16_383;
 
-fn alloc_many(slab: &Slab, cache: Pin<&SlabCache>, count: usize) -> Vec<NonNull<u8>> {
-    alloc_many_of(slab, cache, count, LAYOUT)
-}
-
-fn alloc_many_of(
+fn alloc_many(
     slab: &Slab,
     cache: Pin<&SlabCache>,
     count: usize,
@@ -35,13 +31,9 @@ fn alloc_many_of(
         .collect()
 }
 
-fn free_all(slab: &Slab, cache: Pin<&SlabCache>, objects: Vec<NonNull<u8>>) {
-    free_all_of(slab, cache, objects, LAYOUT)
-}
-
-fn free_all_of(slab: &Slab, cache: Pin<&SlabCache>, objects: Vec<NonNull<u8>>, layout: Layout) {
+fn free_all(slab: &Slab, cache: Pin<&SlabCache>, objects: Vec<NonNull<u8>>, layout: Layout) {
     for object in objects {
-        // SAFETY: allocated by `alloc_many_of` from this slab with `layout`, freed once.
+        // SAFETY: allocated by `alloc_many` from this slab with `layout`, freed once.
         unsafe { slab.dealloc_cached(cache, object, layout).unwrap() };
     }
 }
@@ -52,9 +44,9 @@ fn a_free_phase_longer_than_the_transfer_caches_gives_their_blocks_back() {
     let cache = core::pin::pin!(SlabCache::new());
     // 32 MiB of slots, freed in allocation order: far more than the bin (256 KiB) and the transfer
     // caches (4 MiB) hold.
-    let objects = alloc_many(&SLAB, cache.as_ref(), 32 * SLOTS_PER_BLOCK);
+    let objects = alloc_many(&SLAB, cache.as_ref(), 32 * SLOTS_PER_BLOCK, LAYOUT);
     assert_eq!(SLAB.totals().blocks, 32);
-    free_all(&SLAB, cache.as_ref(), objects);
+    free_all(&SLAB, cache.as_ref(), objects, LAYOUT);
     // Only the bin's last slots keep blocks: the transfer caches were drained when the frees outran
     // them. With a fixed 4 MiB transfer cache the first batches would pin four more blocks.
     let blocks = SLAB.totals().blocks;
@@ -71,16 +63,16 @@ fn a_round_that_fits_keeps_its_slots_cached_and_reuses_them() {
     let cache = core::pin::pin!(SlabCache::new());
     // 1.25 MiB of slots: one bin and four batches, as many as the class's transfer cache holds.
     let count = 20_000;
-    let first_round = alloc_many(&SLAB, cache.as_ref(), count);
+    let first_round = alloc_many(&SLAB, cache.as_ref(), count, LAYOUT);
     let blocks = SLAB.totals().blocks;
     let mut first_addresses: Vec<usize> = first_round.iter().map(|p| p.as_ptr() as usize).collect();
-    free_all(&SLAB, cache.as_ref(), first_round);
+    free_all(&SLAB, cache.as_ref(), first_round, LAYOUT);
     assert_eq!(
         SLAB.totals().blocks,
         blocks,
         "the bin and the transfer cache keep the round's slots, and so its blocks"
     );
-    let second_round = alloc_many(&SLAB, cache.as_ref(), count);
+    let second_round = alloc_many(&SLAB, cache.as_ref(), count, LAYOUT);
     let mut second_addresses: Vec<usize> =
         second_round.iter().map(|p| p.as_ptr() as usize).collect();
     first_addresses.sort_unstable();
@@ -89,7 +81,7 @@ fn a_round_that_fits_keeps_its_slots_cached_and_reuses_them() {
         first_addresses, second_addresses,
         "the second round reuses the first's slots"
     );
-    free_all(&SLAB, cache.as_ref(), second_round);
+    free_all(&SLAB, cache.as_ref(), second_round, LAYOUT);
     SLAB.flush_cache(cache.as_ref()).unwrap();
 }
 
@@ -97,15 +89,15 @@ fn a_round_that_fits_keeps_its_slots_cached_and_reuses_them() {
 fn allocating_again_after_a_long_free_phase_lets_the_transfer_caches_hold_batches_again() {
     static SLAB: Slab = Slab::new();
     let cache = core::pin::pin!(SlabCache::new());
-    let long_phase = alloc_many(&SLAB, cache.as_ref(), 32 * SLOTS_PER_BLOCK);
-    free_all(&SLAB, cache.as_ref(), long_phase);
+    let long_phase = alloc_many(&SLAB, cache.as_ref(), 32 * SLOTS_PER_BLOCK, LAYOUT);
+    free_all(&SLAB, cache.as_ref(), long_phase, LAYOUT);
     assert!(SLAB.totals().blocks <= 2);
     // The limit fell to nothing during the frees; these allocations from the blocks raise it again by
     // what they take, so the round's frees fit in the bin and the transfer cache.
-    let round = alloc_many(&SLAB, cache.as_ref(), 20_000);
+    let round = alloc_many(&SLAB, cache.as_ref(), 20_000, LAYOUT);
     let blocks = SLAB.totals().blocks;
     assert!(blocks >= 2, "20,000 slots of 64 B span two blocks");
-    free_all(&SLAB, cache.as_ref(), round);
+    free_all(&SLAB, cache.as_ref(), round, LAYOUT);
     assert_eq!(
         SLAB.totals().blocks,
         blocks,
@@ -120,9 +112,9 @@ fn a_long_free_phase_of_small_slots_gives_their_blocks_back_within_the_slab_boun
     let cache = core::pin::pin!(SlabCache::new());
     // 4 MiB of 16-byte slots: the slab's bound would let the transfer cache keep them all, and so all
     // four blocks; the class's own bound (16 Ki slots) refuses the rest, and that drains it.
-    let objects = alloc_many_of(&SLAB, cache.as_ref(), 4 * 65_000, SMALL);
+    let objects = alloc_many(&SLAB, cache.as_ref(), 4 * 65_000, SMALL);
     assert!(SLAB.totals().blocks >= 4);
-    free_all_of(&SLAB, cache.as_ref(), objects, SMALL);
+    free_all(&SLAB, cache.as_ref(), objects, SMALL);
     let blocks = SLAB.totals().blocks;
     assert!(
         blocks <= 2,
@@ -185,7 +177,7 @@ fn a_list_rebuilt_among_noise_round_after_round_stays_in_address_order() {
             .windows(2)
             .filter(|pair| (pair[1].as_ptr() as usize).abs_diff(pair[0].as_ptr() as usize) == 16)
             .count();
-        free_all_of(&SLAB, cache.as_ref(), nodes, SMALL);
+        free_all(&SLAB, cache.as_ref(), nodes, SMALL);
     }
     // 82% in the first round and 77% in every round after it, the long free phase emptying the blocks
     // each time. While the slab's bound let this class's transfer cache keep every node, the nodes

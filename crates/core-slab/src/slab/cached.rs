@@ -9,7 +9,7 @@ use crate::checked;
 use crate::class::SizeClass;
 use crate::error::{AllocError, FreeError};
 use crate::geometry::SlabConfig;
-use crate::head::{transfer_head_bytes, Offer};
+use crate::head::Offer;
 use crate::sync::{
     acquire, loom_const_fn, new_lock, read, write, yield_now, Lock, MutexGuard, Ordering,
     UnsafeCell,
@@ -548,9 +548,8 @@ impl<C: SlabConfig> Slab<C> {
 
     /// Gives `class`'s whole bin away: to the head's transfer cache if it has room (one step, no walk),
     /// else back to the blocks. When the bins refused for lack of room add up to several times the limit
-    /// (the slab's, or the class's own when lower),
-    /// frees are outrunning allocations by far (see [`TransferBudget`](crate::head::TransferBudget)): every
-    /// transfer cache of the slab is drained too.
+    /// (the slab's, or the class's own when lower), frees are outrunning allocations by far (see
+    /// [`TransferBudget`](crate::head::TransferBudget)): every transfer cache of the slab is drained too.
     ///
     /// # Safety
     /// As for `flush_class`.
@@ -572,14 +571,10 @@ impl<C: SlabConfig> Slab<C> {
             Offer::Kept => Ok(()),
             // SAFETY: as above; the offer left the slots with us.
             Offer::NotABatch => unsafe { self.return_to_blocks(class, first.as_ptr()) },
-            Offer::NoRoom => {
-                let slot_size = class.slot_size();
-                let drain = self
-                    .transfer
-                    .refused(taken as usize * slot_size, transfer_head_bytes(slot_size));
+            Offer::NoRoom { drain_all } => {
                 // SAFETY: as above.
                 let returned = unsafe { self.return_to_blocks(class, first.as_ptr()) };
-                if drain {
+                if drain_all {
                     returned.and(self.drain_all_transfers())
                 } else {
                     returned
