@@ -4,7 +4,8 @@
 //! allocator per process (`probe`, `real_*` from the `classalloc-benches` package), run interleaved:
 //! every repetition visits every variant and, within it, every allocator in turn, and the report
 //! takes medians. The in-process speed workloads run under criterion, every allocator in the same
-//! invocation. Everything lands in `target/bench-report/`.
+//! invocation, one invocation per repetition with the allocators in a different order each time, and the
+//! report takes the medians of criterion's medians. Everything lands in `target/bench-report/`.
 
 mod charts;
 mod criterion_results;
@@ -528,8 +529,14 @@ fn build_bins(step: &str, profile: &Profile) -> TaskResult {
     )
 }
 
+/// The variable the speed bench reads to rotate its allocators' order (see `benches/benches/speed.rs`).
+const SPEED_ROTATION_VARIABLE: &str = "CLASSALLOC_SPEED_ROTATION";
+
 /// c, d, e (and any other criterion bench in benches/benches, such as h): criterion, every allocator
-/// in one invocation; one table per criterion group.
+/// in one invocation; one table per criterion group. The speed bench runs once per repetition, each run
+/// with its allocators rotated one place further: a process of its own decides a column's figure less
+/// (in one process in about thirty, classalloc's mixed reads 26 to 35 ns instead of 17 to 21, see
+/// `docs/benchmarks.md`), and no allocator always follows the same one.
 fn speed(
     root: &Path,
     target: &Path,
@@ -537,11 +544,6 @@ fn speed(
     allocators: &[String],
 ) -> Result<(Vec<Table>, Vec<String>), String> {
     let criterion_dir = target.join("criterion");
-    // Stale estimates from an earlier run (other allocators, other code) must not reach the report.
-    if criterion_dir.exists() {
-        std::fs::remove_dir_all(&criterion_dir)
-            .map_err(|e| format!("{}: {e}", criterion_dir.display()))?;
-    }
     let mut benches = vec!["speed".to_string()];
     let bench_dir = root.join("benches").join("benches");
     let entries =
@@ -557,32 +559,50 @@ fn speed(
     others.sort();
     benches.extend(others);
     let mut notes = Vec::new();
+    let mut results = Vec::new();
     for bench in &benches {
-        let step = format!("criterion: {bench} ({})", profile.name);
-        eprintln!("xtask: ▶ {step}");
-        let output = cargo()
-            .args(["bench", "--profile", profile.cargo_profile])
-            .args(["-p", "classalloc-benches", "--bench", bench, "--"])
-            .args(profile.criterion)
-            .stderr(std::process::Stdio::inherit())
-            .output()
-            .map_err(|e| format!("{step}: could not start: {e}"))?;
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        print!("{stdout}");
-        if !output.status.success() {
-            return Err(format!("{step}: failed with {}", output.status));
-        }
-        if let Some(extra) = extra_output(&stdout) {
-            notes.push(format!(
-                "### {bench}: its own summary\n\nPrinted by `cargo bench --bench {bench}` after \
-                 criterion's measurements:\n\n```text\n{extra}\n```\n"
-            ));
+        let runs = if bench == "speed" {
+            profile.repetitions
+        } else {
+            1
+        };
+        for run in 0..runs {
+            let step = format!(
+                "criterion: {bench} ({}, run {} of {runs})",
+                profile.name,
+                run + 1
+            );
+            eprintln!("xtask: ▶ {step}");
+            // Each run's estimates are read before the next: stale ones (an earlier run, other
+            // allocators, other code) must not reach the report twice.
+            clear_directory(&criterion_dir)?;
+            let output = cargo()
+                .args(["bench", "--profile", profile.cargo_profile])
+                .args(["-p", "classalloc-benches", "--bench", bench, "--"])
+                .args(profile.criterion)
+                .env(SPEED_ROTATION_VARIABLE, run.to_string())
+                .stderr(std::process::Stdio::inherit())
+                .output()
+                .map_err(|e| format!("{step}: could not start: {e}"))?;
+            let stdout = String::from_utf8_lossy(&output.stdout);
+            print!("{stdout}");
+            if !output.status.success() {
+                return Err(format!("{step}: failed with {}", output.status));
+            }
+            results.extend(criterion_results::read_all(&criterion_dir)?);
+            if let Some(extra) = extra_output(&stdout).filter(|_| run == 0) {
+                notes.push(format!(
+                    "### {bench}: its own summary\n\nPrinted by `cargo bench --bench {bench}` after \
+                     criterion's measurements:\n\n```text\n{extra}\n```\n"
+                ));
+            }
         }
     }
     // Checked mode is compile-time: its cost is measured by the same speed bench built with the feature,
     // classalloc alone, under the name classalloc-checked (beside the other estimates).
     let step = format!("criterion: speed, checked mode ({})", profile.name);
     eprintln!("xtask: ▶ {step}");
+    clear_directory(&criterion_dir)?;
     let status = cargo()
         .args(["bench", "--profile", profile.cargo_profile])
         .args(["-p", "classalloc-benches", "--features", "checked"])
@@ -601,7 +621,7 @@ fn speed(
         "rebuild the benchmark binaries without checked mode",
         profile,
     )?;
-    let results = criterion_results::read_all(&criterion_dir)?;
+    results.extend(criterion_results::read_all(&criterion_dir)?);
     let mut tables: BTreeMap<String, Table> = BTreeMap::new();
     for result in &results {
         let table = tables.entry(result.group.clone()).or_insert_with(|| {
@@ -643,6 +663,14 @@ fn speed(
     };
     tables.sort_by_key(|t| (order(&t.id), t.id.clone()));
     Ok((tables, notes))
+}
+
+/// Removes `directory` and everything in it, if it exists.
+fn clear_directory(directory: &Path) -> Result<(), String> {
+    if directory.exists() {
+        std::fs::remove_dir_all(directory).map_err(|e| format!("{}: {e}", directory.display()))?;
+    }
+    Ok(())
 }
 
 /// A summary a bench prints beside criterion's estimates (the buddy bench prints a heap-efficiency
@@ -897,8 +925,9 @@ impl Report {
         );
         let _ = writeln!(
             text,
-            "- Run: `cargo xtask bench{}`{} ({} profile: {} repetition(s) per process measurement, \
-             {} for the multi-thread workloads, medians; cargo profile `{}`{}), {seconds:.0} s",
+            "- Run: `cargo xtask bench{}`{} ({} profile: {} repetition(s) per process measurement \
+             and as many criterion processes for the speed workloads (allocators rotated), {} for the \
+             multi-thread workloads, medians; cargo profile `{}`{}), {seconds:.0} s",
             if profile.name == "quick" { " --quick" } else { "" },
             if groups.len() < GROUPS.len() {
                 format!(" --only {}", groups.join(","))
